@@ -1,0 +1,484 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// OpType says what an Op does.
+type OpType string
+
+const (
+	OpPutConsumer    OpType = "put"
+	OpDeleteConsumer OpType = "delete"
+	OpExpireConsumer OpType = "expire"
+	OpSetQuota       OpType = "set_quota"
+	OpSetLimit       OpType = "set_limit"
+	OpCreateTenant   OpType = "create_tenant"
+	OpDeleteTenant   OpType = "delete_tenant"
+	OpPutToken       OpType = "put_token"
+	OpRevokeToken    OpType = "revoke_token"
+)
+
+// exclusive ops change tenants or tokens wholesale; each runs in a batch of
+// its own so that no other change of the batch can interleave with it.
+func (t OpType) exclusive() bool {
+	return t == OpCreateTenant || t == OpDeleteTenant || t == OpPutToken || t == OpRevokeToken
+}
+
+// Op is one change. Which fields count depends on Type.
+type Op struct {
+	Type     OpType
+	Tenant   string
+	Consumer string
+
+	Spec       Spec  // put
+	IfMatch    int64 // put, delete: the generation the consumer must have; 0 for any
+	Generation int64 // expire: release only if the consumer still has it
+
+	Resource string        // set_quota
+	Quota    QuotaOverride // set_quota: Hard is required
+	Kind     string        // set_limit
+	Limit    string        // set_limit
+	Range    Range         // set_limit
+
+	Name string // create_tenant: display name; revoke_token: token name
+	Plan string // create_tenant
+
+	Token   *Token // put_token
+	Replace bool   // put_token: replace a token of the same name (the bootstrap admin token)
+
+	kind *Kind // put: resolved by validate
+}
+
+// Change is one caller's request: its ops succeed together or not at all.
+type Change struct {
+	Actor  Actor
+	DryRun bool
+	Reason string
+	Ops    []Op
+}
+
+// Result answers a Change, one OpResult per Op.
+type Result struct {
+	Ops []OpResult
+}
+
+// OpResult is the outcome of one op.
+type OpResult struct {
+	Consumer  *Consumer        // put: after; delete, expire: the consumer released
+	Created   bool             // put: the consumer did not exist
+	Changed   bool             // false when the op was a no-op (same spec again, nothing to expire)
+	Tenant    *Tenant          // tenant ops, set_quota, set_limit: after
+	Usage     map[string]int64 // the tenant's usage after the op
+	OverQuota bool             // set_quota: usage is above the new hard quota
+}
+
+// Observer receives what the engine does, for metrics. All methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	Batch(requests int, took time.Duration, err error)
+	Decided(op OpType, code Code) // code is "" when the op was admitted
+	Expired(n int)
+}
+
+// EngineConfig holds an Engine's dependencies and tunables.
+type EngineConfig struct {
+	Store         Store
+	Catalog       *Catalog
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Observer      Observer      // optional
+	QueueSize     int           // default 8192
+	MaxBatch      int           // requests per transaction; default 1024
+	SweepInterval time.Duration // how often expired reservations are released; default 1s
+	CommitTimeout time.Duration // default 30s
+}
+
+// Engine is the write path: a bounded queue in front of one committer that
+// takes whatever is waiting, evaluates it in order against the state it
+// loads inside one transaction, commits durably and only then answers.
+// Because the store's transaction is the source of truth, several engines
+// (several allot processes) over one database stay correct.
+type Engine struct {
+	cfg   EngineConfig
+	store Store
+	cat   *Catalog
+	log   *slog.Logger
+	now   func() time.Time
+	obs   Observer
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	queue  chan *request
+	done   chan struct{}
+}
+
+type request struct {
+	change Change
+	res    *Result
+	err    error
+	done   chan struct{}
+}
+
+// NewEngine returns an engine; Start runs it.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 8192
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Second
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	return &Engine{
+		cfg: cfg, store: cfg.Store, cat: cfg.Catalog, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
+		queue: make(chan *request, cfg.QueueSize),
+		done:  make(chan struct{}),
+	}
+}
+
+// Catalog returns the engine's catalog.
+func (e *Engine) Catalog() *Catalog { return e.cat }
+
+// QueueDepth is the number of requests waiting for the committer.
+func (e *Engine) QueueDepth() int { return len(e.queue) }
+
+// Start runs the committer and the reservation sweeper until Stop.
+func (e *Engine) Start() {
+	sweepCtx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer close(e.done)
+		defer cancel()
+		e.commitLoop()
+	}()
+	go e.sweepLoop(sweepCtx)
+}
+
+// Stop refuses new changes, commits and answers every change already
+// queued, and returns when the committer has finished or ctx ends.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.queue)
+	}
+	e.mu.Unlock()
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Do validates a change, queues it and waits for its outcome. Errors are
+// *Error: a refusal, invalid input, or CodeOverloaded/CodeUnavailable when
+// the change was not applied and may be retried.
+func (e *Engine) Do(ctx context.Context, ch Change) (*Result, error) {
+	if err := e.validate(&ch); err != nil {
+		return nil, err
+	}
+	r := &request{change: ch, done: make(chan struct{})}
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return nil, Errorf(CodeUnavailable, "allot is shutting down")
+	}
+	select {
+	case e.queue <- r:
+	default:
+		e.mu.RUnlock()
+		e.obs.Decided(ch.Ops[0].Type, CodeOverloaded)
+		return nil, Errorf(CodeOverloaded, "too many changes are waiting; retry shortly")
+	}
+	e.mu.RUnlock()
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The change may still commit: the caller gave up, not the engine.
+		return nil, &Error{Code: CodeUnavailable, Message: "the request ended before its change was committed", Err: ctx.Err()}
+	}
+}
+
+// MaxOps is the most operations one change may carry.
+const MaxOps = 1000
+
+// validate checks everything that does not depend on stored state, so that
+// bad input never reaches the queue.
+func (e *Engine) validate(ch *Change) error {
+	if len(ch.Ops) == 0 {
+		return Errorf(CodeInvalid, "no operations")
+	}
+	if len(ch.Ops) > MaxOps {
+		return Errorf(CodeInvalid, "%d operations; at most %d are allowed in one change", len(ch.Ops), MaxOps)
+	}
+	for i := range ch.Ops {
+		if err := e.validateOp(&ch.Ops[i]); err != nil {
+			if len(ch.Ops) > 1 {
+				err.Operation = &i
+			}
+			return err
+		}
+		if ch.Ops[i].Type.exclusive() && len(ch.Ops) > 1 {
+			return Errorf(CodeInvalid, "%s must be the only operation of its change", ch.Ops[i].Type)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) validateOp(op *Op) *Error {
+	asError := func(err error) *Error {
+		if err == nil {
+			return nil
+		}
+		var qe *Error
+		errors.As(err, &qe)
+		return qe
+	}
+	if op.Type != OpPutToken && op.Type != OpRevokeToken || op.Tenant != "" {
+		if err := CheckID("tenant", op.Tenant); err != nil {
+			return asError(err)
+		}
+	}
+	switch op.Type {
+	case OpPutConsumer:
+		if err := CheckID("consumer", op.Consumer); err != nil {
+			return asError(err)
+		}
+		k, attrs, err := e.cat.Normalize(op.Spec)
+		if err != nil {
+			return asError(err)
+		}
+		op.kind, op.Spec.Attributes = k, attrs
+		if op.IfMatch < 0 {
+			return Errorf(CodeInvalid, "if-match must be a positive generation")
+		}
+	case OpDeleteConsumer, OpExpireConsumer:
+		if err := CheckID("consumer", op.Consumer); err != nil {
+			return asError(err)
+		}
+	case OpSetQuota:
+		if e.cat.Resource(op.Resource) == nil {
+			return Errorf(CodeInvalid, "unknown resource %q", truncate(op.Resource, 140))
+		}
+		if op.Quota.Hard == nil || *op.Quota.Hard < 0 {
+			return Errorf(CodeInvalid, "hard must be a non-negative integer")
+		}
+		if r := op.Quota.Requestable; r != nil && (r.Min < 0 || r.Min > r.Max) {
+			return Errorf(CodeInvalid, "requestable must have 0 <= min <= max")
+		}
+	case OpSetLimit:
+		k := e.cat.Kind(op.Kind)
+		if k == nil {
+			return Errorf(CodeInvalid, "unknown kind %q", truncate(op.Kind, 140))
+		}
+		if k.LimitDef(op.Limit) == nil {
+			return Errorf(CodeInvalid, "unknown limit %q of kind %s", truncate(op.Limit, 140), k.Name)
+		}
+		if op.Range.Min < 0 || op.Range.Min > op.Range.Max {
+			return Errorf(CodeInvalid, "a limit must have 0 <= min <= max")
+		}
+	case OpCreateTenant:
+		if len(op.Name) > 256 {
+			return Errorf(CodeInvalid, "name is longer than 256 bytes")
+		}
+		if op.Plan != "" && e.cat.Plans[op.Plan] == nil {
+			return Errorf(CodeInvalid, "unknown plan %q", truncate(op.Plan, 140))
+		}
+	case OpDeleteTenant:
+	case OpPutToken:
+		t := op.Token
+		if t == nil || !t.Role.Valid() || len(t.Hash) == 0 {
+			return Errorf(CodeInvalid, "a token needs a valid role and a secret")
+		}
+		if err := CheckID("token name", t.Name); err != nil {
+			return asError(err)
+		}
+		if (t.Role == RoleTenant) != (t.Tenant != "") {
+			return Errorf(CodeInvalid, "a tenant token names its tenant; other roles name none")
+		}
+		op.Tenant = t.Tenant
+	case OpRevokeToken:
+		if err := CheckID("token name", op.Name); err != nil {
+			return asError(err)
+		}
+	default:
+		return Errorf(CodeInvalid, "unknown operation %q", truncate(string(op.Type), 40))
+	}
+	return nil
+}
+
+func (e *Engine) commitLoop() {
+	var next *request
+	for {
+		r := next
+		next = nil
+		if r == nil {
+			var ok bool
+			if r, ok = <-e.queue; !ok {
+				return
+			}
+		}
+		batch := []*request{r}
+		if !r.change.Ops[0].Type.exclusive() {
+		drain:
+			for len(batch) < e.cfg.MaxBatch {
+				select {
+				case r2, ok := <-e.queue:
+					if !ok {
+						break drain
+					}
+					if r2.change.Ops[0].Type.exclusive() {
+						next = r2
+						break drain
+					}
+					batch = append(batch, r2)
+				default:
+					break drain
+				}
+			}
+		}
+		e.commit(batch)
+	}
+}
+
+// commit evaluates and writes one batch, then answers its requests.
+func (e *Engine) commit(batch []*request) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CommitTimeout)
+	defer cancel()
+	// fn may run more than once: a store retries it after a serialization
+	// failure, so everything it decides is rebuilt from what it loads.
+	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		ws, err := load(ctx, tx, e.cat, e.now(), batch)
+		if err != nil {
+			return err
+		}
+		for _, r := range batch {
+			r.res, r.err = ws.run(r.change)
+		}
+		w := ws.writes()
+		if w.Empty() {
+			return nil
+		}
+		return tx.Apply(ctx, w)
+	})
+	e.obs.Batch(len(batch), time.Since(start), err)
+	if err != nil {
+		e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
+		for _, r := range batch {
+			r.res = nil
+			r.err = &Error{Code: CodeUnavailable, Message: "the change could not be stored; retry shortly", Err: err}
+		}
+	}
+	for _, r := range batch {
+		code := Code("")
+		if r.err != nil {
+			code = ErrorCode(r.err)
+		}
+		e.obs.Decided(r.change.Ops[0].Type, code)
+		close(r.done)
+	}
+}
+
+// sweepLoop releases reservations whose time ran out. Every allot process
+// runs one; the expire op is a no-op for a consumer that another process
+// released already or that was confirmed meanwhile, so each expiry happens
+// exactly once.
+func (e *Engine) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("releasing expired reservations failed", "err", err)
+			}
+		}
+	}
+}
+
+// Sweep releases every reservation expired by now and returns how many it
+// released.
+func (e *Engine) Sweep(ctx context.Context) (int, error) {
+	released := 0
+	for {
+		cs, err := e.store.Expired(ctx, e.now(), 500)
+		if err != nil || len(cs) == 0 {
+			return released, err
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var firstErr error
+		n := 0
+		for _, c := range cs {
+			wg.Go(func() {
+				res, err := e.Do(ctx, Change{
+					Actor:  Actor{Name: "allot", Role: RoleSystem},
+					Reason: "expired",
+					Ops:    []Op{{Type: OpExpireConsumer, Tenant: c.Tenant, Consumer: c.ID, Generation: c.Generation}},
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					firstErr = cmpOr(firstErr, err)
+				} else if res.Ops[0].Changed {
+					n++
+				}
+			})
+		}
+		wg.Wait()
+		released += n
+		e.obs.Expired(n)
+		if firstErr != nil {
+			return released, firstErr
+		}
+		if len(cs) < 500 || n == 0 {
+			return released, nil
+		}
+	}
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Batch(int, time.Duration, error) {}
+func (nopObserver) Decided(OpType, Code)            {}
+func (nopObserver) Expired(int)                     {}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

@@ -1,0 +1,114 @@
+package quota
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code. Clients branch on it; its
+// text never changes once released.
+type Code string
+
+const (
+	CodeInvalid            Code = "invalid_request"
+	CodeNotFound           Code = "not_found"
+	CodeConflict           Code = "conflict"
+	CodeQuotaExceeded      Code = "quota_exceeded"
+	CodeLimitViolation     Code = "limit_violation"
+	CodeGenerationMismatch Code = "generation_mismatch"
+	CodeUnauthorized       Code = "unauthorized"
+	CodeForbidden          Code = "forbidden"
+	CodeTooLarge           Code = "body_too_large"
+	CodeOverloaded         Code = "overloaded"  // the write queue is full; retry
+	CodeUnavailable        Code = "unavailable" // the store failed or allot is stopping; retry
+	CodeInternal           Code = "internal"
+)
+
+// Error is a domain error with a code, a message fit for the caller and, for
+// refusals, what exactly was refused.
+type Error struct {
+	Code       Code
+	Message    string
+	Violations []Violation
+	Operation  *int  // index of the failing operation in a batch
+	Err        error // cause, for logs; never shown to callers
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, CodeInternal for errors that carry none.
+func ErrorCode(err error) Code {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Violation says why one resource or one attribute refused a claim. Exactly
+// one of the two shapes is set: Resource (with Used, Hard, Requested,
+// Available) or Kind and Attribute (with Value, Min, Max).
+type Violation struct {
+	Resource  string
+	Used      int64
+	Hard      int64
+	Requested int64
+	Available int64
+
+	Kind      string
+	Attribute string
+	Value     int64
+	Min       int64
+	Max       int64
+}
+
+type resourceViolation struct {
+	Resource  string `json:"resource"`
+	Used      int64  `json:"used"`
+	Hard      int64  `json:"hard"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+}
+
+type attributeViolation struct {
+	Kind      string `json:"kind"`
+	Attribute string `json:"attribute"`
+	Value     int64  `json:"value"`
+	Min       int64  `json:"min"`
+	Max       int64  `json:"max"`
+}
+
+func (v Violation) MarshalJSON() ([]byte, error) {
+	if v.Resource != "" {
+		return json.Marshal(resourceViolation{v.Resource, v.Used, v.Hard, v.Requested, v.Available})
+	}
+	return json.Marshal(attributeViolation{v.Kind, v.Attribute, v.Value, v.Min, v.Max})
+}
+
+func (v *Violation) UnmarshalJSON(b []byte) error {
+	var w struct {
+		resourceViolation
+		attributeViolation
+	}
+	if err := json.Unmarshal(b, &w.resourceViolation); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &w.attributeViolation); err != nil {
+		return err
+	}
+	r, a := w.resourceViolation, w.attributeViolation
+	*v = Violation{r.Resource, r.Used, r.Hard, r.Requested, r.Available, a.Kind, a.Attribute, a.Value, a.Min, a.Max}
+	return nil
+}

@@ -1,0 +1,150 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Store is what allot keeps durably. Implementations: internal/sqlite and
+// internal/postgres, both held to internal/storetest.
+//
+// Every write goes through Update, and only the Engine calls it, so the rules
+// of what may change live in one place. Reads see committed data only.
+type Store interface {
+	// Update runs fn in one write transaction and commits it durably; if fn
+	// or the commit fails, nothing of it is kept. The transaction must be
+	// serializable with respect to every other Update on the same database,
+	// from any process: Tx.LockTenants provides that.
+	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+
+	Tenant(ctx context.Context, id string) (*Tenant, error) // CodeNotFound if absent
+	Tenants(ctx context.Context) ([]*Tenant, error)         // ordered by ID
+	Usage(ctx context.Context, tenant string) (map[string]int64, error)
+	Consumer(ctx context.Context, tenant, id string) (*Consumer, error) // CodeNotFound if absent
+	Consumers(ctx context.Context, f ConsumerFilter) ([]*Consumer, error)
+	// Expired lists reservations whose time ran out at now, oldest first.
+	Expired(ctx context.Context, now time.Time, limit int) ([]*Consumer, error)
+	Token(ctx context.Context, name string) (*Token, error) // CodeNotFound if absent
+	Tokens(ctx context.Context) ([]*Token, error)
+	Events(ctx context.Context, f EventFilter) ([]*Event, error)
+
+	// Ping reports whether the store is reachable and migrated.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is one write transaction. Reads take sets of keys so that a batch of
+// claims costs a handful of round trips, not a few per claim.
+type Tx interface {
+	// LockTenants locks the named tenants, in sorted order so that two
+	// transactions can never deadlock, and returns those that exist.
+	LockTenants(ctx context.Context, ids []string) (map[string]*Tenant, error)
+	Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error)
+	Consumers(ctx context.Context, keys []ConsumerKey) (map[ConsumerKey]*Consumer, error)
+	// CountConsumers counts a locked tenant's consumers.
+	CountConsumers(ctx context.Context, tenant string) (int64, error)
+	Tokens(ctx context.Context, names []string) (map[string]*Token, error)
+	Apply(ctx context.Context, w *Writes) error
+}
+
+// Writes is everything one batch changes, applied in the order of the fields.
+type Writes struct {
+	DeleteTenants   []string // with their overrides, usage and tokens
+	CreateTenants   []*Tenant
+	Quotas          []QuotaRow
+	Limits          []LimitRow
+	DeleteConsumers []ConsumerKey
+	PutConsumers    []*Consumer
+	Usage           []UsageRow
+	PutTokens       []*Token
+	Events          []*Event
+}
+
+// Empty reports whether w changes nothing.
+func (w *Writes) Empty() bool {
+	return len(w.DeleteTenants)+len(w.CreateTenants)+len(w.Quotas)+len(w.Limits)+
+		len(w.DeleteConsumers)+len(w.PutConsumers)+len(w.Usage)+len(w.PutTokens)+len(w.Events) == 0
+}
+
+// QuotaRow sets one tenant override of a resource.
+type QuotaRow struct {
+	Tenant   string
+	Resource string
+	QuotaOverride
+}
+
+// LimitRow sets one tenant override of a kind's limit.
+type LimitRow struct {
+	Tenant string
+	Key    string // LimitKey(kind, limit)
+	Range
+}
+
+// UsageRow is a tenant's total use of one resource.
+type UsageRow struct {
+	Tenant   string
+	Resource string
+	Used     int64
+}
+
+// ConsumerFilter selects a page of a tenant's consumers, ordered by ID.
+type ConsumerFilter struct {
+	Tenant string
+	Kind   string // "" for any
+	State  string // "" for any
+	After  string // ID to start after
+	Limit  int
+}
+
+// Event is one immutable ledger entry, written in the transaction of the
+// change it records.
+type Event struct {
+	Seq     int64           `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Type    string          `json:"type"`
+	Tenant  string          `json:"tenant,omitempty"`
+	Subject string          `json:"subject,omitempty"` // what changed: a consumer, resource, limit or token
+	Actor   string          `json:"actor"`
+	Role    Role            `json:"role"`
+	Reason  string          `json:"reason,omitempty"`
+	Before  json.RawMessage `json:"before,omitempty"`
+	After   json.RawMessage `json:"after,omitempty"`
+}
+
+// EventFilter selects a page of the ledger in sequence order.
+type EventFilter struct {
+	Tenant string // "" for all
+	After  int64
+	Limit  int
+}
+
+// Role is what a token may do.
+type Role string
+
+const (
+	RoleAdmin   Role = "admin"   // everything
+	RoleService Role = "service" // a control plane: writes consumers of any tenant, reads everything
+	RoleTenant  Role = "tenant"  // reads its own tenant, asks for changes
+	RoleSystem  Role = "system"  // allot itself, e.g. expiring reservations
+)
+
+// Valid reports whether r is a role a token may have.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleService || r == RoleTenant }
+
+// Token is an API credential. Only a hash of its secret is ever stored.
+type Token struct {
+	Name      string     `json:"name"`
+	Role      Role       `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
+	Hash      []byte     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Actor is who asks for a change; it is recorded in the ledger.
+type Actor struct {
+	Name   string
+	Role   Role
+	Tenant string // for RoleTenant: the only tenant it may touch
+}

@@ -1,0 +1,91 @@
+package quota
+
+import (
+	"regexp"
+	"time"
+)
+
+// idPattern is what every identifier (tenant, consumer, token name, plan)
+// must match: safe in paths, logs and SQL alike.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// ValidID reports whether s is a well-formed identifier.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// CheckID returns an invalid_request error naming what when s is not a valid
+// identifier.
+func CheckID(what, s string) error {
+	if !ValidID(s) {
+		return Errorf(CodeInvalid, "%s %q is not valid: 1 to 128 characters of A-Z a-z 0-9 . _ : -", what, truncate(s, 140))
+	}
+	return nil
+}
+
+// Tenant owns consumers and holds quotas.
+type Tenant struct {
+	ID        string
+	Name      string
+	Plan      string
+	CreatedAt time.Time
+	// Overrides set for this tenant alone; they win over its plan and the
+	// catalog defaults.
+	Quotas map[string]QuotaOverride // by resource
+	Limits map[string]Range         // by "kind.limit"
+}
+
+// QuotaOverride is a tenant's own hard quota and, optionally, requestable
+// range for one resource.
+type QuotaOverride struct {
+	Hard        *int64 `json:"hard,omitempty"`
+	Requestable *Range `json:"requestable,omitempty"`
+}
+
+// LimitKey names a kind's limit in plans and overrides.
+func LimitKey(kind, limit string) string { return kind + "." + limit }
+
+// Hard is the tenant's effective hard quota of res.
+func (c *Catalog) Hard(t *Tenant, res *Resource) int64 {
+	if o, ok := t.Quotas[res.Name]; ok && o.Hard != nil {
+		return *o.Hard
+	}
+	if p := c.Plans[t.Plan]; p != nil {
+		if v, ok := p.Quotas[res.Name]; ok {
+			return v
+		}
+	}
+	return res.Default
+}
+
+// Requestable is the range the tenant may ask its hard quota of res to be.
+func (c *Catalog) Requestable(t *Tenant, res *Resource) Range {
+	if o, ok := t.Quotas[res.Name]; ok && o.Requestable != nil {
+		return *o.Requestable
+	}
+	if p := c.Plans[t.Plan]; p != nil {
+		if v, ok := p.Requestable[res.Name]; ok {
+			return v
+		}
+	}
+	return res.Requestable
+}
+
+// Limit is the tenant's effective per-object limit of a kind.
+func (c *Catalog) Limit(t *Tenant, k *Kind, l *LimitDef) Range {
+	key := LimitKey(k.Name, l.Name)
+	if v, ok := t.Limits[key]; ok {
+		return v
+	}
+	if p := c.Plans[t.Plan]; p != nil {
+		if v, ok := p.Limits[key]; ok {
+			return v
+		}
+	}
+	return l.Default
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
