@@ -46,6 +46,9 @@ type Catalog struct {
 	Resources []*Resource // in catalog order
 	Kinds     []*Kind     // in catalog order
 	Plans     map[string]*Plan
+	// Dialects maps, per API dialect, the dialect's field names to what
+	// feeds them. Each dialect validates its own map.
+	Dialects map[string]map[string]string
 
 	resources map[string]*Resource
 	kinds     map[string]*Kind
@@ -154,8 +157,9 @@ func (k *Kind) IsLive(s string) bool { return slices.Contains(k.LiveStates, s) }
 // The YAML shape of a catalog file. Maps whose order matters are decoded as
 // ordered lists of key/value pairs.
 type catalogFile struct {
-	Services ordered[serviceFile]  `yaml:"services"`
-	Plans    ordered[planFile]     `yaml:"plans"`
+	Services ordered[serviceFile]         `yaml:"services"`
+	Plans    ordered[planFile]            `yaml:"plans"`
+	Dialects map[string]map[string]string `yaml:"dialects"`
 }
 
 type serviceFile struct {
@@ -213,12 +217,27 @@ func (o *ordered[T]) UnmarshalYAML(n *yaml.Node) error {
 		}
 		seen[k] = true
 		var v T
-		if err := n.Content[i+1].Decode(&v); err != nil {
-			return err
+		if err := decodeStrict(n.Content[i+1], &v); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
 		}
 		*o = append(*o, pair[T]{k, v})
 	}
 	return nil
+}
+
+// decodeStrict decodes n refusing unknown fields: yaml.v3's Node.Decode
+// does not carry the outer decoder's KnownFields setting.
+func decodeStrict(n *yaml.Node, v any) error {
+	if _, ok := v.(*yaml.Node); ok {
+		return n.Decode(v)
+	}
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -237,6 +256,7 @@ func ParseCatalog(src []byte) (*Catalog, error) {
 	}
 	c := &Catalog{
 		Plans:     map[string]*Plan{},
+		Dialects:  f.Dialects,
 		resources: map[string]*Resource{},
 		kinds:     map[string]*Kind{},
 		yaml:      slices.Clone(src),
@@ -255,6 +275,31 @@ func ParseCatalog(src []byte) (*Catalog, error) {
 		}
 	}
 	return c, nil
+}
+
+// Lookup resolves what a dialect field names: a resource, or a bound of a
+// kind's limit ("compute.instance.memory_mb.max"). Exactly one of res and
+// (kind, limit, bound) is set when ok.
+func (c *Catalog) Lookup(name string) (res *Resource, kind *Kind, limit *LimitDef, bound string, ok bool) {
+	if r := c.resources[name]; r != nil {
+		return r, nil, nil, "", true
+	}
+	rest, bound := splitLast(name)
+	kindName, limitName := splitLast(rest)
+	k := c.kinds[kindName]
+	if k == nil || k.LimitDef(limitName) == nil || (bound != "min" && bound != "max") {
+		return nil, nil, nil, "", false
+	}
+	return nil, k, k.LimitDef(limitName), bound, true
+}
+
+// splitLast splits s at its last dot.
+func splitLast(s string) (string, string) {
+	i := strings.LastIndex(s, ".")
+	if i < 0 {
+		return "", s
+	}
+	return s[:i], s[i+1:]
 }
 
 func (c *Catalog) addService(name string, f serviceFile) error {

@@ -114,16 +114,17 @@ func FootprintOf(k *Kind, state string, attrs map[string]int64) (Footprint, erro
 	return fp, nil
 }
 
-// CheckLimits returns a limit_violation listing every attribute outside the
-// tenant's effective limit, or nil.
+// CheckLimits returns a limit_violation listing every attribute of attrs
+// outside the tenant's effective limit, or nil. Attributes attrs leaves out
+// are not checked.
 func (c *Catalog) CheckLimits(t *Tenant, k *Kind, attrs map[string]int64) error {
 	var vs []Violation
 	for _, a := range k.Attributes {
-		if a.Limit == "" {
+		v, ok := attrs[a.Name]
+		if a.Limit == "" || !ok {
 			continue
 		}
-		r := c.Limit(t, k, k.LimitDef(a.Limit))
-		if v := attrs[a.Name]; !r.Contains(v) {
+		if r := c.Limit(t, k, k.LimitDef(a.Limit)); !r.Contains(v) {
 			vs = append(vs, Violation{Kind: k.Name, Attribute: a.Name, Value: v, Min: r.Min, Max: r.Max})
 		}
 	}

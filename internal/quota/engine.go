@@ -307,8 +307,8 @@ func (e *Engine) validateOp(op *Op) *Error {
 	case OpDeleteTenant:
 	case OpPutToken:
 		t := op.Token
-		if t == nil || !t.Role.Valid() || len(t.Hash) == 0 {
-			return Errorf(CodeInvalid, "a token needs a valid role and a secret")
+		if t == nil || !t.Role.Valid() || (len(t.Hash) == 0) == (len(t.Sealed) == 0) {
+			return Errorf(CodeInvalid, "a token needs a valid role and either a hash or a sealed secret")
 		}
 		if err := CheckID("token name", t.Name); err != nil {
 			return asError(err)

@@ -132,12 +132,15 @@ const (
 // Valid reports whether r is a role a token may have.
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleService || r == RoleTenant }
 
-// Token is an API credential. Only a hash of its secret is ever stored.
+// Token is an API credential: a bearer token, of which only a hash is
+// stored, or an AK/SK access key pair (Name is the access key), whose secret
+// the server must read to verify signatures and so keeps sealed (encrypted).
 type Token struct {
 	Name      string     `json:"name"`
 	Role      Role       `json:"role"`
 	Tenant    string     `json:"tenant,omitempty"`
-	Hash      []byte     `json:"-"`
+	Hash      []byte     `json:"-"` // bearer tokens
+	Sealed    []byte     `json:"-"` // access keys: the encrypted secret key`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }

@@ -1,0 +1,217 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The wire types of allot's native API (/api/v1). The server encodes these
+// same types, so client and server cannot drift apart.
+
+// Tenant owns consumers and holds quotas.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Plan      string    `json:"plan,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateTenantRequest is the body of POST /api/v1/tenants.
+type CreateTenantRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Plan string `json:"plan,omitempty"`
+}
+
+// TenantList answers GET /api/v1/tenants.
+type TenantList struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
+// Range is an inclusive [min, max] interval.
+type Range struct {
+	Min int64 `json:"min"`
+	Max int64 `json:"max"`
+}
+
+// Quotas answers GET /api/v1/tenants/{tenant}/quotas.
+type Quotas struct {
+	Tenant    string          `json:"tenant"`
+	Region    string          `json:"region"`
+	Resources []ResourceQuota `json:"resources"`
+	Limits    []Limit         `json:"limits"`
+}
+
+// ResourceQuota is a tenant's use and hard quota of one resource.
+type ResourceQuota struct {
+	Resource    string `json:"resource"`
+	Unit        string `json:"unit,omitempty"`
+	Used        int64  `json:"used"`
+	Hard        int64  `json:"hard"`
+	Requestable Range  `json:"requestable"`
+	OverQuota   bool   `json:"over_quota"`
+}
+
+// Limit is a tenant's per-object limit of one kind.
+type Limit struct {
+	Kind  string `json:"kind"`
+	Limit string `json:"limit"`
+	Min   int64  `json:"min"`
+	Max   int64  `json:"max"`
+}
+
+// SetQuotaRequest is the body of PUT /api/v1/tenants/{tenant}/quotas/{resource}.
+type SetQuotaRequest struct {
+	Hard        *int64 `json:"hard"`
+	Requestable *Range `json:"requestable,omitempty"`
+}
+
+// SetLimitRequest is the body of PUT /api/v1/tenants/{tenant}/limits/{kind}/{limit}.
+type SetLimitRequest struct {
+	Min *int64 `json:"min"`
+	Max *int64 `json:"max"`
+}
+
+// PutConsumerRequest is the body of PUT /api/v1/tenants/{tenant}/consumers/{consumer}.
+type PutConsumerRequest struct {
+	Kind       string           `json:"kind"`
+	State      string           `json:"state,omitempty"`
+	Attributes map[string]int64 `json:"attributes,omitempty"`
+	TTLSeconds int64            `json:"ttl_seconds,omitempty"` // > 0: a reservation
+}
+
+// Consumer is one object of a kind, owned by a tenant.
+type Consumer struct {
+	Tenant     string           `json:"tenant"`
+	Consumer   string           `json:"consumer"`
+	Kind       string           `json:"kind"`
+	State      string           `json:"state,omitempty"`
+	Attributes map[string]int64 `json:"attributes"`
+	Generation int64            `json:"generation"`
+	Footprint  map[string]int64 `json:"footprint"`
+	ExpiresAt  *time.Time       `json:"expires_at"`
+	CreatedAt  time.Time        `json:"created_at"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+	// Set on answers to writes: the tenant's usage after the change, whether
+	// the consumer was created, and whether this was only a dry run.
+	Usage   map[string]int64 `json:"usage,omitempty"`
+	Created bool             `json:"created,omitempty"`
+	DryRun  bool             `json:"dry_run,omitempty"`
+}
+
+// ConsumerList answers GET /api/v1/tenants/{tenant}/consumers.
+type ConsumerList struct {
+	Consumers  []Consumer `json:"consumers"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// ClaimsRequest is the body of POST /api/v1/claims: all operations or none.
+type ClaimsRequest struct {
+	Operations []Operation `json:"operations"`
+	DryRun     bool        `json:"dry_run,omitempty"`
+}
+
+// Operation is one put or delete of a batch.
+type Operation struct {
+	Op         string           `json:"op"` // "put" or "delete"
+	Tenant     string           `json:"tenant"`
+	Consumer   string           `json:"consumer"`
+	Kind       string           `json:"kind,omitempty"`
+	State      string           `json:"state,omitempty"`
+	Attributes map[string]int64 `json:"attributes,omitempty"`
+	TTLSeconds int64            `json:"ttl_seconds,omitempty"`
+	IfMatch    int64            `json:"if_match,omitempty"`
+}
+
+// ClaimsResponse answers POST /api/v1/claims, one result per operation.
+type ClaimsResponse struct {
+	Results []Consumer `json:"results"`
+	DryRun  bool       `json:"dry_run,omitempty"`
+}
+
+// CreateTokenRequest is the body of POST /api/v1/tokens.
+type CreateTokenRequest struct {
+	Role   string `json:"role"` // admin, service or tenant
+	Tenant string `json:"tenant,omitempty"`
+	Name   string `json:"name"`
+}
+
+// Token describes an API token. Secret is set only in the answer that
+// creates it: allot keeps a hash and can never show it again.
+type Token struct {
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Secret    string     `json:"token,omitempty"`
+}
+
+// TokenList answers GET /api/v1/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// Event is one entry of the ledger.
+type Event struct {
+	Seq     int64           `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Type    string          `json:"type"`
+	Tenant  string          `json:"tenant,omitempty"`
+	Subject string          `json:"subject,omitempty"`
+	Actor   string          `json:"actor"`
+	Role    string          `json:"role"`
+	Reason  string          `json:"reason,omitempty"`
+	Before  json.RawMessage `json:"before,omitempty"`
+	After   json.RawMessage `json:"after,omitempty"`
+}
+
+// EventList answers GET /api/v1/events.
+type EventList struct {
+	Events []Event `json:"events"`
+	Next   int64   `json:"next"` // pass as after= to read on
+}
+
+// Problem is an error answer (RFC 9457, application/problem+json) with a
+// stable machine-readable Code.
+type Problem struct {
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Status     int         `json:"status"`
+	Detail     string      `json:"detail,omitempty"`
+	Code       string      `json:"code"`
+	Violations []Violation `json:"violations,omitempty"`
+	Operation  *int        `json:"operation,omitempty"` // the failing operation of a batch
+}
+
+// Violation says why one resource or one attribute refused a claim: either
+// Resource (with Used, Hard, Requested, Available) or Kind and Attribute
+// (with Value, Min, Max) is set.
+type Violation struct {
+	Resource  string `json:"resource,omitempty"`
+	Used      int64  `json:"used"`
+	Hard      int64  `json:"hard"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+	Kind      string `json:"kind,omitempty"`
+	Attribute string `json:"attribute,omitempty"`
+	Value     int64  `json:"value"`
+	Min       int64  `json:"min"`
+	Max       int64  `json:"max"`
+}
+
+// Credential is an AK/SK access key pair of a tenant, for clients that sign
+// requests the way Huawei Cloud's SDKs do. SecretKey is set only in the
+// answer that creates it.
+type Credential struct {
+	AccessKey string     `json:"access_key"`
+	SecretKey string     `json:"secret_key,omitempty"`
+	Tenant    string     `json:"tenant"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CredentialList answers GET /api/v1/tenants/{tenant}/credentials.
+type CredentialList struct {
+	Credentials []Credential `json:"credentials"`
+}

@@ -1,0 +1,229 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real program, as an operator would.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "allot-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "allot")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building allot: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const adminToken = "e2e-admin-token"
+
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *bytes.Buffer
+}
+
+// start runs `allot serve` on a free port with data in dir and waits until
+// it listens.
+func start(t *testing.T, dir string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", dir)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("allot stderr:\n%s", stderr.String())
+		}
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			p.stdout.WriteString(line + "\n")
+			if _, url, ok := strings.Cut(line, " on http://"); ok {
+				urls <- "http://" + url
+			}
+		}
+	}()
+	select {
+	case p.url = <-urls:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("allot did not start:\n%s", stderr.String())
+	}
+	return p
+}
+
+func (p *proc) req(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestFirstStartPrintsAnAdminTokenOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	if !strings.Contains(p.stdout.String(), "shown only this once") {
+		t.Fatalf("no admin token printed:\n%s", p.stdout)
+	}
+	var token string
+	for _, line := range strings.Split(p.stdout.String(), "\n") {
+		if s := strings.TrimSpace(line); s != "" && !strings.HasPrefix(s, "allot:") {
+			token = s
+		}
+	}
+	if code, body := p.req(t, "GET", "/api/v1/tenants", token, ""); code != 200 {
+		t.Fatalf("printed token does not work: %d %s", code, body)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	again := start(t, dir)
+	if strings.Contains(again.stdout.String(), "shown only this once") {
+		t.Fatal("a second start printed another admin token")
+	}
+	if code, _ := again.req(t, "GET", "/api/v1/tenants", token, ""); code != 200 {
+		t.Fatal("the first token stopped working after a restart")
+	}
+}
+
+// TestAnsweredClaimsSurviveSIGKILL kills allot while claims are racing and
+// checks that every claim answered as admitted is there after a restart.
+func TestAnsweredClaimsSurviveSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	env := "ALLOT_ADMIN_TOKEN=" + adminToken
+	p := start(t, dir, env)
+	if code, body := p.req(t, "POST", "/api/v1/tenants", adminToken, `{"id":"t1"}`); code != 201 {
+		t.Fatalf("create tenant: %d %s", code, body)
+	}
+	p.req(t, "PUT", "/api/v1/tenants/t1/quotas/compute.instances", adminToken, `{"hard":100000}`)
+
+	var mu sync.Mutex
+	var admitted []string
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%d", w, i)
+				req, _ := http.NewRequest("PUT", p.url+"/api/v1/tenants/t1/consumers/"+id,
+					strings.NewReader(`{"kind":"compute.instance","state":"stopped","attributes":{"memory_mb":16}}`))
+				req.Header.Set("Authorization", "Bearer "+adminToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 201 {
+					mu.Lock()
+					admitted = append(admitted, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(700 * time.Millisecond)
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if len(admitted) == 0 {
+		t.Fatal("no claim was admitted before the kill")
+	}
+
+	again := start(t, dir, env)
+	for _, id := range admitted {
+		if code, body := again.req(t, "GET", "/api/v1/tenants/t1/consumers/"+id, adminToken, ""); code != 200 {
+			t.Fatalf("admitted consumer %s lost after SIGKILL: %d %s", id, code, body)
+		}
+	}
+	// Usage equals the sum of the footprints of what exists.
+	var total int
+	cursor := ""
+	for {
+		code, body := again.req(t, "GET", "/api/v1/tenants/t1/consumers?limit=1000&cursor="+cursor, adminToken, "")
+		if code != 200 {
+			t.Fatalf("list: %d %s", code, body)
+		}
+		var page struct {
+			Consumers  []json.RawMessage `json:"consumers"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		json.Unmarshal(body, &page)
+		total += len(page.Consumers)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	_, body := again.req(t, "GET", "/api/v1/tenants/t1/quotas", adminToken, "")
+	var q struct {
+		Resources []struct {
+			Resource string
+			Used     int
+		}
+	}
+	json.Unmarshal(body, &q)
+	if q.Resources[0].Resource != "compute.instances" || q.Resources[0].Used != total {
+		t.Fatalf("instances used %d, but %d consumers exist", q.Resources[0].Used, total)
+	}
+	t.Logf("%d admitted claims checked after SIGKILL; %d consumers exist", len(admitted), total)
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--no-such-flag").CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want 2\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "unknown flag") || !strings.Contains(string(out), "Usage:") {
+		t.Fatalf("output:\n%s", out)
+	}
+}

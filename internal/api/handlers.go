@@ -1,0 +1,377 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// maxTTL bounds reservations: long enough for any provisioning workflow,
+// short enough that seconds never overflow a time.Duration.
+const maxTTL = 366 * 24 * time.Hour
+
+func (a *API) do(r *http.Request, who quota.Actor, dryRun bool, ops ...quota.Op) (*quota.Result, error) {
+	return a.engine.Do(r.Context(), quota.Change{Actor: who, DryRun: dryRun, Ops: ops})
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.CreateTenantRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	res, err := a.do(r, who, false, quota.Op{Type: quota.OpCreateTenant, Tenant: req.ID, Name: req.Name, Plan: req.Plan})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/tenants/"+req.ID)
+	respond(w, http.StatusCreated, wireTenant(res.Ops[0].Tenant))
+	return nil
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	ts, err := a.store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	out := client.TenantList{Tenants: make([]client.Tenant, 0, len(ts))}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, wireTenant(t))
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	t, err := a.store.Tenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, wireTenant(t))
+	return nil
+}
+
+func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpDeleteTenant, Tenant: r.PathValue("tenant")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) getQuotas(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	q, err := TenantQuotas(r.Context(), a.store, a.cat, a.region, r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, q)
+	return nil
+}
+
+func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.SetQuotaRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	op := quota.Op{Type: quota.OpSetQuota, Tenant: r.PathValue("tenant"), Resource: r.PathValue("resource")}
+	op.Quota.Hard = req.Hard
+	if req.Requestable != nil {
+		op.Quota.Requestable = &quota.Range{Min: req.Requestable.Min, Max: req.Requestable.Max}
+	}
+	res, err := a.do(r, who, false, op)
+	if err != nil {
+		return err
+	}
+	o := res.Ops[0]
+	respond(w, http.StatusOK, resourceQuota(a.cat, o.Tenant, a.cat.Resource(op.Resource), o.Usage))
+	return nil
+}
+
+func (a *API) setLimit(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.SetLimitRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Min == nil || req.Max == nil {
+		return quota.Errorf(quota.CodeInvalid, "min and max are required")
+	}
+	op := quota.Op{Type: quota.OpSetLimit, Tenant: r.PathValue("tenant"), Kind: r.PathValue("kind"), Limit: r.PathValue("limit"),
+		Range: quota.Range{Min: *req.Min, Max: *req.Max}}
+	if _, err := a.do(r, who, false, op); err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, client.Limit{Kind: op.Kind, Limit: op.Limit, Min: op.Range.Min, Max: op.Range.Max})
+	return nil
+}
+
+func (a *API) putConsumer(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.PutConsumerRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	dryRun, err := queryBool(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	gen, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	op, err := putOp(r.PathValue("tenant"), r.PathValue("consumer"), req.Kind, req.State, req.Attributes, req.TTLSeconds)
+	if err != nil {
+		return err
+	}
+	op.IfMatch = gen
+	res, err := a.do(r, who, dryRun, op)
+	if err != nil {
+		return err
+	}
+	o := res.Ops[0]
+	status := http.StatusOK
+	if o.Created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("ETag", etag(o.Consumer.Generation))
+	respond(w, status, writeAnswer(o, dryRun))
+	return nil
+}
+
+func putOp(tenant, consumer, kind, state string, attrs map[string]int64, ttlSeconds int64) (quota.Op, error) {
+	if ttlSeconds < 0 || time.Duration(ttlSeconds)*time.Second > maxTTL {
+		return quota.Op{}, quota.Errorf(quota.CodeInvalid, "ttl_seconds must be from 0 to %d", int64(maxTTL/time.Second))
+	}
+	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: consumer, Spec: quota.Spec{
+		Kind: kind, State: state, Attributes: attrs, TTL: time.Duration(ttlSeconds) * time.Second,
+	}}, nil
+}
+
+func (a *API) getConsumer(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	c, err := a.store.Consumer(r.Context(), r.PathValue("tenant"), r.PathValue("consumer"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(c.Generation))
+	respond(w, http.StatusOK, wireConsumer(c))
+	return nil
+}
+
+func (a *API) listConsumers(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	tenant := r.PathValue("tenant")
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	f := quota.ConsumerFilter{Tenant: tenant, Kind: r.URL.Query().Get("kind"), State: r.URL.Query().Get("state"), Limit: int(limit) + 1}
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		after, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || !quota.ValidID(string(after)) {
+			return quota.Errorf(quota.CodeInvalid, "cursor is not one this API handed out")
+		}
+		f.After = string(after)
+	}
+	if f.Kind != "" && a.cat.Kind(f.Kind) == nil {
+		return quota.Errorf(quota.CodeInvalid, "unknown kind %q", truncate(f.Kind, 130))
+	}
+	// An unknown tenant is a 404, not an empty list.
+	if _, err := a.store.Tenant(r.Context(), tenant); err != nil {
+		return err
+	}
+	cs, err := a.store.Consumers(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := client.ConsumerList{Consumers: make([]client.Consumer, 0, len(cs))}
+	if len(cs) > int(limit) {
+		cs = cs[:limit]
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(cs[len(cs)-1].ID))
+	}
+	for _, c := range cs {
+		out.Consumers = append(out.Consumers, wireConsumer(c))
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) deleteConsumer(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	dryRun, err := queryBool(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	gen, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	op := quota.Op{Type: quota.OpDeleteConsumer, Tenant: r.PathValue("tenant"), Consumer: r.PathValue("consumer"), IfMatch: gen}
+	if _, err := a.do(r, who, dryRun, op); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) claims(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.ClaimsRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if len(req.Operations) > quota.MaxOps {
+		return quota.Errorf(quota.CodeInvalid, "%d operations; at most %d are allowed in one batch", len(req.Operations), quota.MaxOps)
+	}
+	ops := make([]quota.Op, len(req.Operations))
+	for i, o := range req.Operations {
+		var err error
+		switch o.Op {
+		case "put":
+			ops[i], err = putOp(o.Tenant, o.Consumer, o.Kind, o.State, o.Attributes, o.TTLSeconds)
+		case "delete":
+			if o.Kind != "" || o.State != "" || o.Attributes != nil || o.TTLSeconds != 0 {
+				err = quota.Errorf(quota.CodeInvalid, "a delete takes only tenant, consumer and if_match")
+			}
+			ops[i] = quota.Op{Type: quota.OpDeleteConsumer, Tenant: o.Tenant, Consumer: o.Consumer}
+		default:
+			err = quota.Errorf(quota.CodeInvalid, `op must be "put" or "delete", not %q`, truncate(o.Op, 20))
+		}
+		if err == nil && o.IfMatch < 0 {
+			err = quota.Errorf(quota.CodeInvalid, "if_match must be a positive generation")
+		}
+		if err != nil {
+			qe := err.(*quota.Error)
+			qe.Operation = &i
+			return qe
+		}
+		ops[i].IfMatch = o.IfMatch
+	}
+	res, err := a.do(r, who, req.DryRun, ops...)
+	if err != nil {
+		return err
+	}
+	out := client.ClaimsResponse{Results: make([]client.Consumer, len(ops)), DryRun: req.DryRun}
+	for i, o := range res.Ops {
+		out.Results[i] = writeAnswer(o, req.DryRun)
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.CreateTokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if !quota.Role(req.Role).Valid() {
+		return quota.Errorf(quota.CodeInvalid, "role must be admin, service or tenant")
+	}
+	if err := quota.CheckID("token name", req.Name); err != nil {
+		return err
+	}
+	if strings.Contains(req.Name, ":") {
+		return quota.Errorf(quota.CodeInvalid, "a token name has no colon: the token is base64 of name:secret")
+	}
+	secret, hash, err := auth.New(req.Name)
+	if err != nil {
+		return err
+	}
+	tok := &quota.Token{Name: req.Name, Role: quota.Role(req.Role), Tenant: req.Tenant, Hash: hash}
+	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpPutToken, Token: tok}); err != nil {
+		return err
+	}
+	t, err := a.store.Token(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	out := wireToken(t)
+	out.Secret = secret
+	respond(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	ts, err := a.store.Tokens(r.Context())
+	if err != nil {
+		return err
+	}
+	out := client.TokenList{Tokens: make([]client.Token, 0, len(ts))}
+	for _, t := range ts {
+		if t.Sealed == nil { // access keys are listed per tenant, as credentials
+			out.Tokens = append(out.Tokens, wireToken(t))
+		}
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpRevokeToken, Name: r.PathValue("name")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// listEvents pages through the ledger. A tenant sees only its own events.
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	after, err := queryInt(r, "after", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	tenant := r.URL.Query().Get("tenant")
+	if who.Role == quota.RoleTenant {
+		if tenant != "" && tenant != who.Tenant {
+			return quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(tenant, 130))
+		}
+		tenant = who.Tenant
+	}
+	es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: int(limit)})
+	if err != nil {
+		return err
+	}
+	out := client.EventList{Events: make([]client.Event, 0, len(es)), Next: after}
+	for _, e := range es {
+		out.Events = append(out.Events, client.Event{Seq: e.Seq, Time: e.Time, Type: e.Type, Tenant: e.Tenant,
+			Subject: e.Subject, Actor: e.Actor, Role: string(e.Role), Reason: e.Reason, Before: e.Before, After: e.After})
+		out.Next = e.Seq
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func wireTenant(t *quota.Tenant) client.Tenant {
+	return client.Tenant{ID: t.ID, Name: t.Name, Plan: t.Plan, CreatedAt: t.CreatedAt.UTC()}
+}
+
+func wireToken(t *quota.Token) client.Token {
+	return client.Token{Name: t.Name, Role: string(t.Role), Tenant: t.Tenant, CreatedAt: t.CreatedAt.UTC(), RevokedAt: t.RevokedAt}
+}
+
+func wireConsumer(c *quota.Consumer) client.Consumer {
+	return client.Consumer{
+		Tenant: c.Tenant, Consumer: c.ID, Kind: c.Kind, State: c.State, Attributes: c.Attributes,
+		Generation: c.Generation, Footprint: c.Footprint, ExpiresAt: c.ExpiresAt,
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+// writeAnswer is the answer to a consumer write: the consumer (as it is
+// after a put, as it was before a delete) and the tenant's usage after.
+func writeAnswer(o quota.OpResult, dryRun bool) client.Consumer {
+	var c client.Consumer
+	if o.Consumer != nil {
+		c = wireConsumer(o.Consumer)
+	}
+	c.Usage, c.Created, c.DryRun = o.Usage, o.Created, dryRun
+	if c.Usage == nil {
+		c.Usage = map[string]int64{}
+	}
+	return c
+}

@@ -1,0 +1,70 @@
+// Package cli is the allot command: `allot serve` runs the server; the other
+// subcommands are a CLI over the native API.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Env gives the program its environment; tests pass a map's lookup.
+type Env func(key string) string
+
+// Run runs the allot command with args (without the program name) and
+// returns the process exit status: 0 success, 1 a failure or a refusal by
+// the server, 2 wrong usage.
+func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(getenv, stdin, stdout, stderr)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	if ue, ok := errors.AsType[usageError](err); ok {
+		fmt.Fprintf(stderr, "allot: %s\n", ue.msg)
+		return 2
+	}
+	fmt.Fprintf(stderr, "allot: %v\n", err)
+	return 1
+}
+
+// usageError marks mistakes in how allot was called (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "allot",
+		Short:         "allot: quotas and limits for multi-tenant clouds",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	// Flag errors and wrong argument counts are usage errors: print the
+	// usage and exit 2.
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		fmt.Fprint(stderr, c.UsageString())
+		return usageError{err.Error()}
+	})
+	root.AddCommand(newServe(getenv, stdout, stderr))
+	addClientCommands(root, getenv, stdin, stdout, stderr)
+	return root
+}
+
+// args wraps a cobra argument check so that a wrong count is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, a []string) error {
+		if err := check(c, a); err != nil {
+			fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+			return usageError{err.Error()}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// Metrics are allot's Prometheus metrics. It implements quota.Observer for
+// the engine. No metric carries a tenant label unless per-tenant gauges are
+// asked for: tenants are unbounded, series must not be.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	decisions     *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	commitLatency prometheus.Histogram
+	storeErrors   *prometheus.CounterVec
+	expired       prometheus.Counter
+}
+
+// NewMetrics registers allot's metrics, and the Go and process collectors,
+// with a fresh registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "allot_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "method"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_claims_total",
+			Help: "Changes decided by the engine, by operation and result (admitted, or the refusal's code).",
+		}, []string{"op", "result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "allot_commit_batch_size", Help: "Changes committed together in one transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "allot_commit_duration_seconds", Help: "Time to evaluate and durably commit one batch.",
+			Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_store_errors_total", Help: "Failed store operations; a failed commit acknowledges nothing.",
+		}, []string{"operation"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "allot_reservations_expired_total", Help: "Reservations released because their time ran out.",
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.batchSize, m.commitLatency, m.storeErrors, m.expired,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Batch implements quota.Observer.
+func (m *Metrics) Batch(requests int, took time.Duration, err error) {
+	m.batchSize.Observe(float64(requests))
+	m.commitLatency.Observe(took.Seconds())
+	if err != nil {
+		m.storeErrors.WithLabelValues("commit").Inc()
+	}
+}
+
+// Decided implements quota.Observer.
+func (m *Metrics) Decided(op quota.OpType, code quota.Code) {
+	result := string(code)
+	if code == "" {
+		result = "admitted"
+	}
+	m.decisions.WithLabelValues(string(op), result).Inc()
+}
+
+// Expired implements quota.Observer.
+func (m *Metrics) Expired(n int) { m.expired.Add(float64(n)) }
+
+// watchQueue exposes the engine's queue depth.
+func (m *Metrics) watchQueue(e *quota.Engine) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "allot_queue_depth", Help: "Changes waiting for the committer.",
+	}, func() float64 { return float64(e.QueueDepth()) }))
+}
+
+// Handler serves the exposition.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// instrument counts and times every request by the route pattern it matched.
+func (m *Metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern // set by the mux on this same request
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.status, w.written = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush for streams.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// tenantUsage is the opt-in per-tenant collector: it reads usage and hard
+// quotas from the store at scrape time, so it costs nothing between scrapes.
+type tenantUsage struct {
+	store quota.Store
+	cat   *quota.Catalog
+	used  *prometheus.Desc
+	hard  *prometheus.Desc
+}
+
+// WatchTenants adds allot_tenant_usage and allot_tenant_hard gauges per
+// tenant and resource.
+func (m *Metrics) WatchTenants(store quota.Store, cat *quota.Catalog) {
+	m.registry.MustRegister(&tenantUsage{
+		store: store, cat: cat,
+		used: prometheus.NewDesc("allot_tenant_usage", "A tenant's use of a resource.", []string{"tenant", "resource"}, nil),
+		hard: prometheus.NewDesc("allot_tenant_hard", "A tenant's hard quota of a resource.", []string{"tenant", "resource"}, nil),
+	})
+}
+
+func (c *tenantUsage) Describe(ch chan<- *prometheus.Desc) { ch <- c.used; ch <- c.hard }
+
+func (c *tenantUsage) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tenants, err := c.store.Tenants(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.used, err)
+		return
+	}
+	for _, t := range tenants {
+		used, err := c.store.Usage(ctx, t.ID)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.used, err)
+			return
+		}
+		for _, res := range c.cat.Resources {
+			ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(used[res.Name]), t.ID, res.Name)
+			ch <- prometheus.MustNewConstMetric(c.hard, prometheus.GaugeValue, float64(c.cat.Hard(t, res)), t.ID, res.Name)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// The read methods use the read pool: committed data only, never blocked by
+// the writer (WAL).
+
+func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
+	ts, err := loadTenants(ctx, s.read, s.region, []string{id})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if ts[id] == nil {
+		return nil, notFound("tenant", id)
+	}
+	return ts[id], nil
+}
+
+func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
+	ts, err := loadTenants(ctx, s.read, s.region, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return sortedTenants(ts), nil
+}
+
+func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, error) {
+	u, err := loadUsage(ctx, s.read, s.region, []string{tenant})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if u[tenant] == nil {
+		return map[string]int64{}, nil
+	}
+	return u[tenant], nil
+}
+
+func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consumer, error) {
+	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`,
+		s.region, tenant, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil, notFound("consumer", id)
+	}
+	return cs[0], nil
+}
+
+func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota.Consumer, error) {
+	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = ? AND tenant = ? AND id > ? AND (? = '' OR kind = ?) AND (? = '' OR state = ?)
+		ORDER BY id LIMIT ?`,
+		s.region, f.Tenant, f.After, f.Kind, f.Kind, f.State, f.State, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return cs, nil
+}
+
+func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota.Consumer, error) {
+	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = ? AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+		s.region, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return cs, nil
+}
+
+func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
+	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? AND name = ?`, s.region, name)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if len(ts) == 0 {
+		return nil, notFound("token", name)
+	}
+	return ts[0], nil
+}
+
+func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
+	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return ts, nil
+}
+
+func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
+	var out []*quota.Event
+	err := queryRows(ctx, s.read, func(r *sql.Rows) error {
+		e := &quota.Event{}
+		var at int64
+		var before, after sql.NullString
+		if err := r.Scan(&e.Seq, &at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &e.Role, &e.Reason, &before, &after); err != nil {
+			return err
+		}
+		e.Time = fromNanos(at)
+		if before.Valid {
+			e.Before = []byte(before.String)
+		}
+		if after.Valid {
+			e.After = []byte(after.String)
+		}
+		out = append(out, e)
+		return nil
+	}, `SELECT seq, time, type, tenant, subject, actor, role, reason, before, after FROM events
+		WHERE region = ? AND seq > ? AND (? = '' OR tenant = ?) ORDER BY seq LIMIT ?`,
+		s.region, f.After, f.Tenant, f.Tenant, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading events: %w", err)
+	}
+	return out, nil
+}

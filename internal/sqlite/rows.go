@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// querier is what reads need: the read pool, or the writer connection inside
+// a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryRows runs a query and calls scan for each row.
+func queryRows(ctx context.Context, q querier, scan func(*sql.Rows) error, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// jsonList encodes ids for `IN (SELECT value FROM json_each(?))`: one
+// statement for any number of keys.
+func jsonList[T any](v []T) string {
+	b, _ := json.Marshal(v) // strings and pairs of strings always marshal
+	return string(b)
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullNanos(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func fromNullNanos(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
+
+// loadTenants reads tenants with their overrides; ids nil means all.
+func loadTenants(ctx context.Context, q querier, region string, ids []string) (map[string]*quota.Tenant, error) {
+	idFilter, filter, args := "", "", []any{region}
+	if ids != nil {
+		const in = ` IN (SELECT value FROM json_each(?))`
+		idFilter, filter, args = ` AND id`+in, ` AND tenant`+in, append(args, jsonList(ids))
+	}
+	out := map[string]*quota.Tenant{}
+	err := queryRows(ctx, q, func(r *sql.Rows) error {
+		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
+		var created int64
+		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created); err != nil {
+			return err
+		}
+		t.CreatedAt = fromNanos(created)
+		out[t.ID] = t
+		return nil
+	}, `SELECT id, name, plan, created_at FROM tenants WHERE region = ?`+idFilter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading tenants: %w", err)
+	}
+	err = queryRows(ctx, q, func(r *sql.Rows) error {
+		var tenant, res string
+		var hard, min, max sql.NullInt64
+		if err := r.Scan(&tenant, &res, &hard, &min, &max); err != nil {
+			return err
+		}
+		t := out[tenant]
+		if t == nil {
+			return nil
+		}
+		var o quota.QuotaOverride
+		if hard.Valid {
+			o.Hard = &hard.Int64
+		}
+		if min.Valid && max.Valid {
+			o.Requestable = &quota.Range{Min: min.Int64, Max: max.Int64}
+		}
+		t.Quotas[res] = o
+		return nil
+	}, `SELECT tenant, resource, hard, req_min, req_max FROM quota_overrides WHERE region = ?`+filter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading quota overrides: %w", err)
+	}
+	err = queryRows(ctx, q, func(r *sql.Rows) error {
+		var tenant, key string
+		var rg quota.Range
+		if err := r.Scan(&tenant, &key, &rg.Min, &rg.Max); err != nil {
+			return err
+		}
+		if t := out[tenant]; t != nil {
+			t.Limits[key] = rg
+		}
+		return nil
+	}, `SELECT tenant, key, min, max FROM limit_overrides WHERE region = ?`+filter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading limit overrides: %w", err)
+	}
+	return out, nil
+}
+
+func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
+	out := map[string]map[string]int64{}
+	err := queryRows(ctx, q, func(r *sql.Rows) error {
+		var tenant, res string
+		var used int64
+		if err := r.Scan(&tenant, &res, &used); err != nil {
+			return err
+		}
+		if out[tenant] == nil {
+			out[tenant] = map[string]int64{}
+		}
+		out[tenant][res] = used
+		return nil
+	}, `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`,
+		region, jsonList(tenants))
+	if err != nil {
+		return nil, fmt.Errorf("reading usage: %w", err)
+	}
+	return out, nil
+}
+
+const consumerColumns = `tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at`
+
+func scanConsumer(r *sql.Rows) (*quota.Consumer, error) {
+	c := &quota.Consumer{}
+	var attrs, fp string
+	var exp sql.NullInt64
+	var created, updated int64
+	if err := r.Scan(&c.Tenant, &c.ID, &c.Kind, &c.State, &attrs, &c.Generation, &fp, &exp, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(attrs), &c.Attributes); err != nil {
+		return nil, fmt.Errorf("consumer %s/%s: attributes: %w", c.Tenant, c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(fp), &c.Footprint); err != nil {
+		return nil, fmt.Errorf("consumer %s/%s: footprint: %w", c.Tenant, c.ID, err)
+	}
+	c.ExpiresAt, c.CreatedAt, c.UpdatedAt = fromNullNanos(exp), fromNanos(created), fromNanos(updated)
+	return c, nil
+}
+
+func loadConsumers(ctx context.Context, q querier, query string, args ...any) ([]*quota.Consumer, error) {
+	var out []*quota.Consumer
+	err := queryRows(ctx, q, func(r *sql.Rows) error {
+		c, err := scanConsumer(r)
+		if err == nil {
+			out = append(out, c)
+		}
+		return err
+	}, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading consumers: %w", err)
+	}
+	return out, nil
+}
+
+const tokenColumns = `name, role, tenant, hash, sealed, created_at, revoked_at`
+
+func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*quota.Token, error) {
+	var out []*quota.Token
+	err := queryRows(ctx, q, func(r *sql.Rows) error {
+		t := &quota.Token{}
+		var created int64
+		var revoked sql.NullInt64
+		if err := r.Scan(&t.Name, &t.Role, &t.Tenant, &t.Hash, &t.Sealed, &created, &revoked); err != nil {
+			return err
+		}
+		t.CreatedAt, t.RevokedAt = fromNanos(created), fromNullNanos(revoked)
+		out = append(out, t)
+		return nil
+	}, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
+	return out, nil
+}
+
+func notFound(what, id string) error {
+	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+}
+
+func sortedTenants(m map[string]*quota.Tenant) []*quota.Tenant {
+	out := make([]*quota.Tenant, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *quota.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,186 @@
+// Package sqlite is allot's embedded store: one SQLite file, written by one
+// connection in BEGIN IMMEDIATE transactions (so several processes on one
+// file stay correct), read by a separate pool.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite implementation of quota.Store.
+type Store struct {
+	region string
+	log    *slog.Logger
+	write  *sql.DB // one connection: SQLite has one writer anyway
+	read   *sql.DB
+
+	mu    sync.Mutex // serializes Update on the writer connection
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+var _ quota.Store = (*Store)(nil)
+
+// busyTimeout is how long a connection waits for another process's write
+// lock before giving up.
+const busyTimeout = 10000 // ms
+
+// Open opens (creating if need be) the database at path and migrates it.
+func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, error) {
+	dsn := func(pragmas ...string) string {
+		q := url.Values{}
+		for _, p := range append([]string{fmt.Sprintf("busy_timeout(%d)", busyTimeout), "foreign_keys(1)"}, pragmas...) {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	write, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	s := &Store{region: region, log: log, write: write, stmts: map[string]*sql.Stmt{}}
+	if s.conn, err = write.Conn(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.read, err = sql.Open("sqlite", dsn("query_only(1)"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.read.SetMaxOpenConns(max(4, 2*runtime.NumCPU()))
+	s.read.SetMaxIdleConns(max(4, 2*runtime.NumCPU()))
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close())
+	}
+	errs = append(errs, s.write.Close())
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// migrate applies the embedded migrations not yet applied, each in its own
+// IMMEDIATE transaction, so two processes opening a new file at once do not
+// both apply one.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		src, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = s.immediate(ctx, func() error {
+			var n int
+			if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := s.conn.ExecContext(ctx, string(src)); err != nil {
+				return err
+			}
+			_, err := s.conn.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES (?)`, name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// immediate runs fn between BEGIN IMMEDIATE and COMMIT on the writer
+// connection. IMMEDIATE takes the write lock at the start, so the reads fn
+// makes cannot be invalidated by another process before it commits.
+func (s *Store) immediate(ctx context.Context, fn func() error) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rbErr := s.conn.ExecContext(context.Background(), "ROLLBACK"); rbErr != nil {
+				s.log.Error("sqlite: rollback failed", "err", rbErr)
+			}
+		}
+	}()
+	if err := fn(); err != nil {
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Update implements quota.Store.
+func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx quota.Tx) error) error {
+	return s.immediate(ctx, func() error { return fn(ctx, &tx{s}) })
+}
+
+// stmt returns the prepared statement for query on the writer connection.
+// Callers hold s.mu (they run inside immediate).
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("preparing %q: %w", strings.Fields(query)[0], err)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// Ping implements quota.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if n == 0 {
+		return errors.New("sqlite: not migrated")
+	}
+	return nil
+}
