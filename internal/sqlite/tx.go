@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -22,22 +23,31 @@ func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string
 }
 
 func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
-	pairs := make([][2]string, len(keys))
-	for i, k := range keys {
-		pairs[i] = [2]string{k.Tenant, k.ID}
-	}
-	// json_each drives the join, so each key is one primary-key lookup.
-	cs, err := loadConsumers(ctx, t.s.conn, `SELECT c.tenant, c.id, c.kind, c.state, c.attributes, c.generation, c.footprint, c.expires_at, c.created_at, c.updated_at
-		FROM json_each(?) AS k JOIN consumers AS c
-		ON c.region = ? AND c.tenant = k.value ->> 0 AND c.id = k.value ->> 1`, jsonList(pairs), t.s.region)
+	// One prepared primary-key lookup per key: in-process, that is a few
+	// microseconds each, and it cannot turn into a scan.
+	st, err := t.s.stmt(ctx, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[quota.ConsumerKey]*quota.Consumer, len(cs))
-	for _, c := range cs {
-		out[c.Key()] = c
+	out := make(map[quota.ConsumerKey]*quota.Consumer, len(keys))
+	for _, k := range keys {
+		cs, err := loadConsumers(ctx, stmtQuerier{st}, "", t.s.region, k.Tenant, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(cs) == 1 {
+			out[k] = cs[0]
+		}
 	}
 	return out, nil
+}
+
+// stmtQuerier runs a prepared statement where a querier is expected; the
+// query text is the statement's own.
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return q.st.QueryContext(ctx, args...)
 }
 
 func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
@@ -115,29 +125,37 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("deleting consumer: %w", err)
 		}
 	}
-	for _, c := range w.PutConsumers {
-		attrs, err := json.Marshal(c.Attributes)
-		if err != nil {
-			return err
+	// The rows a batch writes most (consumers, usage, events) go in one
+	// statement per table, expanded from JSON by SQLite itself.
+	if len(w.PutConsumers) > 0 {
+		rows := make([]consumerRow, len(w.PutConsumers))
+		for i, c := range w.PutConsumers {
+			var exp *int64 // JSON null when not a reservation
+			if c.ExpiresAt != nil {
+				n := nanos(*c.ExpiresAt)
+				exp = &n
+			}
+			rows[i] = consumerRow{c.Tenant, c.ID, c.Kind, c.State, c.Attributes, c.Generation, c.Footprint,
+				exp, nanos(c.CreatedAt), nanos(c.UpdatedAt)}
 		}
-		fp, err := json.Marshal(c.Footprint)
-		if err != nil {
-			return err
-		}
-		err = t.exec(ctx, `INSERT INTO consumers (region, tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		err := t.exec(ctx, `INSERT INTO consumers (region, tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)
+			SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4, value ->> 5, value -> 6, value ->> 7, value ->> 8, value ->> 9
+			FROM json_each(?) WHERE true
 			ON CONFLICT (region, tenant, id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
 				attributes = excluded.attributes, generation = excluded.generation, footprint = excluded.footprint,
-				expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
-			r, c.Tenant, c.ID, c.Kind, c.State, string(attrs), c.Generation, string(fp),
-			nullNanos(c.ExpiresAt), nanos(c.CreatedAt), nanos(c.UpdatedAt))
+				expires_at = excluded.expires_at, updated_at = excluded.updated_at`, r, jsonList(rows))
 		if err != nil {
-			return fmt.Errorf("writing consumer: %w", err)
+			return fmt.Errorf("writing consumers: %w", err)
 		}
 	}
-	for _, u := range w.Usage {
-		err := t.exec(ctx, `INSERT INTO usage (region, tenant, resource, used) VALUES (?, ?, ?, ?)
-			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, u.Tenant, u.Resource, u.Used)
+	if len(w.Usage) > 0 {
+		rows := make([][3]any, len(w.Usage))
+		for i, u := range w.Usage {
+			rows[i] = [3]any{u.Tenant, u.Resource, u.Used}
+		}
+		err := t.exec(ctx, `INSERT INTO usage (region, tenant, resource, used)
+			SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, jsonList(rows))
 		if err != nil {
 			return fmt.Errorf("writing usage: %w", err)
 		}
@@ -151,22 +169,40 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing token: %w", err)
 		}
 	}
-	if len(w.Events) > 0 {
-		st, err := t.s.stmt(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		for _, e := range w.Events {
-			res, err := st.ExecContext(ctx, r, nanos(e.Time), e.Type, e.Tenant, e.Subject, e.Actor, string(e.Role), e.Reason,
-				nullJSON(e.Before), nullJSON(e.After))
-			if err != nil {
-				return fmt.Errorf("writing event: %w", err)
-			}
-			if e.Seq, err = res.LastInsertId(); err != nil {
-				return err
-			}
-		}
+	return t.appendEvents(ctx, w.Events)
+}
+
+// consumerRow is a consumer as the bulk insert reads it: a JSON array
+// whose objects (attributes, footprint) are read back as JSON text.
+type consumerRow [10]any
+
+// appendEvents inserts the events in one statement and gives each its
+// sequence number. Holding the write lock, the statement's AUTOINCREMENT
+// values are consecutive, ending at the last insert rowid.
+func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([][9]any, len(events))
+	for i, e := range events {
+		rows[i] = [9]any{nanos(e.Time), e.Type, e.Tenant, e.Subject, e.Actor, string(e.Role), e.Reason, nullJSON(e.Before), nullJSON(e.After)}
+	}
+	st, err := t.s.stmt(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
+		SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
+		FROM json_each(?) ORDER BY key`)
+	if err != nil {
+		return err
+	}
+	res, err := st.ExecContext(ctx, t.s.region, jsonList(rows))
+	if err != nil {
+		return fmt.Errorf("writing events: %w", err)
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	for i, e := range events {
+		e.Seq = last - int64(len(events)-1-i)
 	}
 	return nil
 }
