@@ -184,3 +184,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Pragmas reports the writer connection's journal mode and synchronous
+// level, for tests and diagnostics.
+func (s *Store) Pragmas(ctx context.Context) (journalMode string, synchronous int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journalMode)
+	_ = s.conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&synchronous)
+	return journalMode, synchronous
+}
