@@ -1,0 +1,308 @@
+// Package client is the Go client of allot's native API (/api/v1).
+//
+//	c := client.New("http://127.0.0.1:8080", client.WithToken(token))
+//	_, err := c.PutConsumer(ctx, "acme", "vm-1", client.PutConsumerRequest{
+//		Kind: "compute.instance", State: "running", Attributes: map[string]int64{"memory_mb": 256},
+//	}, client.PutOptions{})
+//	if client.IsCode(err, "quota_exceeded") { … }
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client calls one allot server. It is safe for concurrent use.
+type Client struct {
+	base    string
+	token   string
+	http    *http.Client
+	timeout time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sets the bearer token sent with every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithHTTPClient sets the HTTP client (transport, TLS, proxies).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithTimeout bounds every call, on top of the caller's context.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// New returns a client of the server at baseURL (e.g. http://127.0.0.1:8080).
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), http: http.DefaultClient, timeout: 30 * time.Second}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Error is a refusal or failure the server answered with a problem.
+type Error struct {
+	Status  int
+	Problem Problem
+}
+
+func (e *Error) Error() string {
+	if e.Problem.Detail == "" {
+		return fmt.Sprintf("%s (HTTP %d)", e.Problem.Code, e.Status)
+	}
+	return e.Problem.Code + ": " + e.Problem.Detail
+}
+
+// IsCode reports whether err is an *Error with the given problem code.
+func IsCode(err error, code string) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Problem.Code == code
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("allot: encoding the request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("allot: %w", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("allot: cannot reach %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("allot: reading the answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := &Error{Status: resp.StatusCode}
+		if err := json.Unmarshal(data, &e.Problem); err != nil || e.Problem.Code == "" {
+			e.Problem = Problem{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+				Detail: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, snippet(data))}
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("allot: the answer (HTTP %d) is not what was expected: %w: %s", resp.StatusCode, err, snippet(data))
+	}
+	return nil
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	if s == "" {
+		return "(empty body)"
+	}
+	return s
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// CreateTenant creates a tenant.
+func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*Tenant, error) {
+	var t Tenant
+	return &t, c.do(ctx, "POST", "/api/v1/tenants", nil, nil, req, &t)
+}
+
+// Tenants lists every tenant.
+func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
+	var l TenantList
+	return l.Tenants, c.do(ctx, "GET", "/api/v1/tenants", nil, nil, nil, &l)
+}
+
+// Tenant reads one tenant.
+func (c *Client) Tenant(ctx context.Context, id string) (*Tenant, error) {
+	var t Tenant
+	return &t, c.do(ctx, "GET", "/api/v1/tenants/"+esc(id), nil, nil, nil, &t)
+}
+
+// DeleteTenant deletes a tenant that owns no consumers.
+func (c *Client) DeleteTenant(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(id), nil, nil, nil, nil)
+}
+
+// Quotas reads a tenant's usage, hard quotas, requestable ranges and limits.
+func (c *Client) Quotas(ctx context.Context, tenant string) (*Quotas, error) {
+	var q Quotas
+	return &q, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/quotas", nil, nil, nil, &q)
+}
+
+// SetQuota sets a tenant's hard quota (and optionally requestable range) of a resource.
+func (c *Client) SetQuota(ctx context.Context, tenant, resource string, req SetQuotaRequest) (*ResourceQuota, error) {
+	var r ResourceQuota
+	return &r, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/quotas/"+esc(resource), nil, nil, req, &r)
+}
+
+// SetLimit sets a tenant's per-object limit of a kind.
+func (c *Client) SetLimit(ctx context.Context, tenant, kind, limit string, req SetLimitRequest) (*Limit, error) {
+	var l Limit
+	return &l, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/limits/"+esc(kind)+"/"+esc(limit), nil, nil, req, &l)
+}
+
+// PutOptions qualify a consumer write.
+type PutOptions struct {
+	DryRun  bool  // answer what would happen, change nothing
+	IfMatch int64 // only if the consumer is at this generation
+}
+
+func (o PutOptions) apply() (url.Values, http.Header) {
+	var q url.Values
+	if o.DryRun {
+		q = url.Values{"dry_run": {"true"}}
+	}
+	h := http.Header{}
+	if o.IfMatch > 0 {
+		h.Set("If-Match", strconv.Quote(strconv.FormatInt(o.IfMatch, 10)))
+	}
+	return q, h
+}
+
+// PutConsumer creates or updates a consumer: the claim itself.
+func (c *Client) PutConsumer(ctx context.Context, tenant, id string, req PutConsumerRequest, opts PutOptions) (*Consumer, error) {
+	var out Consumer
+	q, h := opts.apply()
+	return &out, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, req, &out)
+}
+
+// DeleteOptions qualify a consumer delete.
+type DeleteOptions = PutOptions
+
+// DeleteConsumer deletes a consumer, releasing what it used.
+func (c *Client) DeleteConsumer(ctx context.Context, tenant, id string, opts DeleteOptions) error {
+	q, h := opts.apply()
+	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, nil, nil)
+}
+
+// Consumer reads one consumer.
+func (c *Client) Consumer(ctx context.Context, tenant, id string) (*Consumer, error) {
+	var out Consumer
+	return &out, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), nil, nil, nil, &out)
+}
+
+// ConsumerQuery selects a page of consumers.
+type ConsumerQuery struct {
+	Kind, State string
+	Limit       int
+	Cursor      string
+}
+
+// Consumers reads a page of a tenant's consumers; pass NextCursor on.
+func (c *Client) Consumers(ctx context.Context, tenant string, q ConsumerQuery) (*ConsumerList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"kind": q.Kind, "state": q.State, "cursor": q.Cursor} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out ConsumerList
+	return &out, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers", v, nil, nil, &out)
+}
+
+// Claims applies a batch of puts and deletes: all or none.
+func (c *Client) Claims(ctx context.Context, req ClaimsRequest) (*ClaimsResponse, error) {
+	var out ClaimsResponse
+	return &out, c.do(ctx, "POST", "/api/v1/claims", nil, nil, req, &out)
+}
+
+// CreateToken creates an API token; its secret is in Token.Secret, once.
+func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (*Token, error) {
+	var t Token
+	return &t, c.do(ctx, "POST", "/api/v1/tokens", nil, nil, req, &t)
+}
+
+// Tokens lists the API tokens (never their secrets).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var l TokenList
+	return l.Tokens, c.do(ctx, "GET", "/api/v1/tokens", nil, nil, nil, &l)
+}
+
+// RevokeToken revokes a token; it stops working at once.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/api/v1/tokens/"+esc(name), nil, nil, nil, nil)
+}
+
+// CreateCredential creates an AK/SK pair for a tenant; the secret key is in
+// the answer, once.
+func (c *Client) CreateCredential(ctx context.Context, tenant string) (*Credential, error) {
+	var out Credential
+	return &out, c.do(ctx, "POST", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil, &out)
+}
+
+// Credentials lists a tenant's access keys (never the secret keys).
+func (c *Client) Credentials(ctx context.Context, tenant string) ([]Credential, error) {
+	var l CredentialList
+	return l.Credentials, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil, &l)
+}
+
+// RevokeCredential revokes an access key; it stops working at once.
+func (c *Client) RevokeCredential(ctx context.Context, tenant, accessKey string) error {
+	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(tenant)+"/credentials/"+esc(accessKey), nil, nil, nil, nil)
+}
+
+// EventQuery selects a page of the ledger.
+type EventQuery struct {
+	Tenant string
+	After  int64
+	Limit  int
+}
+
+// Events reads a page of the ledger; pass Next as After to read on.
+func (c *Client) Events(ctx context.Context, q EventQuery) (*EventList, error) {
+	v := url.Values{}
+	if q.Tenant != "" {
+		v.Set("tenant", q.Tenant)
+	}
+	if q.After > 0 {
+		v.Set("after", strconv.FormatInt(q.After, 10))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out EventList
+	return &out, c.do(ctx, "GET", "/api/v1/events", v, nil, nil, &out)
+}
