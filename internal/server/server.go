@@ -12,6 +12,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/api"
 	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/dcs"
 	"github.com/allot-dev/allot/internal/kraftcloud"
 	"github.com/allot-dev/allot/internal/quota"
 )
@@ -40,6 +41,13 @@ func New(d Deps) http.Handler {
 	native := api.New(d.Engine, d.Store, d.Sealer, d.Region, d.Logger)
 	native.Routes(mux)
 	mux.Handle("/v1/", kraftcloud.New(d.Store, d.Engine.Catalog(), d.Logger).Handler())
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	huawei := dcs.New(d.Store, d.Engine.Catalog(), d.Sealer, now, d.Logger).Handler()
+	mux.Handle("/v2/", huawei)
+	mux.Handle("/v1.0/", huawei)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
