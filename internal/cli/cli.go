@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,16 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		fmt.Fprintf(stderr, "allot: %s\n", ue.msg)
 		return 2
 	}
-	fmt.Fprintf(stderr, "allot: %v\n", err)
+	// cobra's own argument errors carry no type; they are usage errors too.
+	if msg := err.Error(); strings.HasPrefix(msg, "required flag") || strings.HasPrefix(msg, "unknown command") {
+		fmt.Fprintf(stderr, "allot: %s\nRun 'allot --help' for usage.\n", msg)
+		return 2
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "allot: ") {
+		msg = "allot: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
 	return 1
 }
 
