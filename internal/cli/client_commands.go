@@ -116,7 +116,7 @@ func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout,
 	pf.StringVar(&r.token, "token", "", "API token (default $ALLOT_TOKEN)")
 	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
 	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
-		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r))
+		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv))
 }
 
 // run wraps a command body so server refusals print their code and detail.

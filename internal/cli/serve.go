@@ -8,12 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
 
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
@@ -39,66 +43,147 @@ type ServeConfig struct {
 	MaxBatch      int
 }
 
-// DefaultServeConfig returns the defaults, each overridable by an ALLOT_*
-// environment variable and then by a flag.
-func DefaultServeConfig(getenv Env) ServeConfig {
-	or := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
+// DefaultServeConfig returns the built-in defaults; `allot serve` layers
+// a config file, ALLOT_* variables and flags over them.
+func DefaultServeConfig() ServeConfig {
 	return ServeConfig{
-		Listen:        or("ALLOT_LISTEN", "127.0.0.1:8080"),
-		Data:          or("ALLOT_DATA", "./allot-data"),
-		Database:      getenv("ALLOT_DATABASE"),
-		Region:        or("ALLOT_REGION", "local"),
-		Catalog:       getenv("ALLOT_CATALOG"),
-		AdminToken:    getenv("ALLOT_ADMIN_TOKEN"),
-		LogFormat:     or("ALLOT_LOG_FORMAT", "text"),
-		TenantMetrics: getenv("ALLOT_METRICS_PER_TENANT") == "true",
-		QueueSize:     8192,
-		MaxBatch:      1024,
+		Listen:    "127.0.0.1:8080",
+		Data:      "./allot-data",
+		Region:    "local",
+		LogFormat: "text",
+		QueueSize: 8192,
+		MaxBatch:  1024,
 	}
 }
 
 func newServe(getenv Env, stdout, stderr io.Writer) *cobra.Command {
-	cfg := DefaultServeConfig(getenv)
+	cfg := DefaultServeConfig()
+	var configFile string
+	var check bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the allot server",
 		Long: `Run the allot server. With no flags it keeps its data in SQLite under
-./allot-data and listens on 127.0.0.1:8080. Every flag can also be set by the
-ALLOT_* environment variable named in its help.`,
+./allot-data and listens on 127.0.0.1:8080.
+
+Each setting comes from, in order of precedence: its flag, its ALLOT_*
+environment variable (named in the flag's help), the config file (YAML, keys
+named like the flags), the built-in default.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			file, err := layerSettings(c.Flags(), getenv, configFile)
+			if err != nil {
+				return err
+			}
+			if cfg.AdminToken == "" {
+				cfg.AdminToken = file["admin-token"]
+			}
+			if check {
+				return Check(cfg, stdout)
+			}
 			return Serve(c.Context(), cfg, stdout, stderr)
 		},
 	}
 	f := c.Flags()
+	f.StringVar(&configFile, "config", getenv("ALLOT_CONFIG"), "YAML config file (ALLOT_CONFIG)")
+	f.BoolVar(&check, "check", false, "validate the configuration and the catalog, then exit")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on (ALLOT_LISTEN)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (ALLOT_DATA)")
-	f.StringVar(&cfg.Database, "database", cfg.Database, "database: empty for SQLite in the data directory (ALLOT_DATABASE)")
+	f.StringVar(&cfg.Database, "database", cfg.Database, "database: empty for SQLite in the data directory, sqlite:PATH or postgres://… (ALLOT_DATABASE)")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "the region this server serves (ALLOT_REGION)")
-	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", cfg.SecretKeyFile, "file with the 32-byte hex key that encrypts AK/SK secrets; default: DATA/secret.key, created at first start (ALLOT_SECRET_KEY_FILE)")
 	f.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, "catalog YAML file; empty for the embedded default (ALLOT_CATALOG)")
+	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", cfg.SecretKeyFile, "file with the 32-byte hex key that encrypts AK/SK secrets; default: DATA/secret.key, created at first start (ALLOT_SECRET_KEY_FILE)")
 	f.BoolVar(&cfg.TenantMetrics, "metrics-per-tenant", cfg.TenantMetrics, "export per-tenant usage gauges; one series per tenant and resource (ALLOT_METRICS_PER_TENANT)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (ALLOT_LOG_FORMAT)")
+	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
+	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
+	// The admin token is a secret: environment or config file only, never
+	// a flag (it would show in ps).
+	cfg.AdminToken = getenv("ALLOT_ADMIN_TOKEN")
 	return c
+}
+
+// envName is the environment variable of a serve flag.
+func envName(flag string) string {
+	return "ALLOT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// layerSettings fills each flag not given on the command line from its
+// environment variable, else from the config file. Errors name the variable
+// or the file and key at fault.
+func layerSettings(f *pflag.FlagSet, getenv Env, configFile string) (file map[string]string, err error) {
+	file = map[string]string{}
+	if configFile != "" {
+		if file, err = readConfigFile(f, configFile); err != nil {
+			return nil, err
+		}
+	}
+	var errs []error
+	f.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed || fl.Name == "config" || fl.Name == "check" {
+			return
+		}
+		if _, ok := file[fl.Name]; ok && getenv(envName(fl.Name)) == "" {
+			if err := f.Set(fl.Name, file[fl.Name]); err != nil {
+				errs = append(errs, usageError{fmt.Sprintf("%s: %s: %v", configFile, fl.Name, err)})
+			}
+			return
+		}
+		if v := getenv(envName(fl.Name)); v != "" {
+			if err := f.Set(fl.Name, v); err != nil {
+				errs = append(errs, usageError{fmt.Sprintf("%s=%q: %v", envName(fl.Name), v, err)})
+			}
+		}
+	})
+	return file, errors.Join(errs...)
+}
+
+// readConfigFile reads a YAML mapping of flag names to scalar values.
+func readConfigFile(f *pflag.FlagSet, path string) (map[string]string, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("reading the config file: %v", err)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, usageError{fmt.Sprintf("%s: %v", path, err)}
+	}
+	out := map[string]string{}
+	if len(doc.Content) == 0 {
+		return out, nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, usageError{fmt.Sprintf("%s: must be a mapping of settings", path)}
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		switch {
+		case k.Value == "admin-token":
+			// Read below; not a flag.
+		case k.Value == "config" || k.Value == "check" || f.Lookup(k.Value) == nil:
+			return nil, usageError{fmt.Sprintf("%s:%d: unknown setting %q", path, k.Line, k.Value)}
+		}
+		if v.Kind != yaml.ScalarNode {
+			return nil, usageError{fmt.Sprintf("%s:%d: %s must be a single value", path, v.Line, k.Value)}
+		}
+		if _, dup := out[k.Value]; dup {
+			return nil, usageError{fmt.Sprintf("%s:%d: %s is set twice", path, k.Line, k.Value)}
+		}
+		out[k.Value] = v.Value
+	}
+	return out, nil
 }
 
 // Serve runs allot until ctx ends, then shuts down gracefully: it stops
 // accepting requests, lets in-flight requests and their commits finish, and
 // closes the store.
 func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error {
-	log, err := newLogger(cfg.LogFormat, stderr)
+	cat, err := validate(cfg)
 	if err != nil {
 		return err
 	}
-	if !quota.ValidID(cfg.Region) {
-		return usageError{fmt.Sprintf("--region %q is not a valid identifier", cfg.Region)}
-	}
-	cat, err := loadCatalog(cfg.Catalog)
+	log, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -165,6 +250,76 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	return nil
 }
 
+// Check validates cfg and its catalog without opening the store or the
+// listener, and says what would be served.
+func Check(cfg ServeConfig, stdout io.Writer) error {
+	cat, err := validate(cfg)
+	if err != nil {
+		return err
+	}
+	store := "sqlite:" + filepath.Join(cfg.Data, "allot.db")
+	if cfg.Database != "" {
+		store = redactDSN(cfg.Database)
+	}
+	catalog := "the embedded default"
+	if cfg.Catalog != "" {
+		catalog = cfg.Catalog
+	}
+	fmt.Fprintf(stdout, "allot: configuration is valid\n  region   %s\n  listen   %s\n  store    %s\n  catalog  %s: %d services, %d resources, %d kinds, %d plans\n",
+		cfg.Region, cfg.Listen, store, catalog, len(cat.Services), len(cat.Resources), len(cat.Kinds), len(cat.Plans))
+	return nil
+}
+
+// validate checks every setting, naming the one at fault, and loads the
+// catalog.
+func validate(cfg ServeConfig) (*quota.Catalog, error) {
+	if _, err := newLogger(cfg.LogFormat, io.Discard); err != nil {
+		return nil, err
+	}
+	if !quota.ValidID(cfg.Region) {
+		return nil, usageError{fmt.Sprintf("region: %q is not a valid identifier", cfg.Region)}
+	}
+	if _, port, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return nil, usageError{fmt.Sprintf("listen: %q is not host:port: %v", cfg.Listen, err)}
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return nil, usageError{fmt.Sprintf("listen: %q has no valid port", cfg.Listen)}
+	}
+	if cfg.QueueSize < 1 || cfg.MaxBatch < 1 {
+		return nil, usageError{"queue-size and max-batch must be at least 1"}
+	}
+	if _, err := storeKind(cfg.Database); err != nil {
+		return nil, err
+	}
+	if cfg.SecretKeyFile != "" {
+		if _, err := auth.LoadKey(cfg.SecretKeyFile, false); err != nil {
+			return nil, usageError{fmt.Sprintf("secret-key-file: %v", err)}
+		}
+	}
+	return loadCatalog(cfg.Catalog)
+}
+
+// storeKind says which store a --database value selects.
+func storeKind(db string) (string, error) {
+	switch {
+	case db == "" || strings.HasPrefix(db, "sqlite:"):
+		return "sqlite", nil
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		if _, err := url.Parse(db); err != nil {
+			return "", usageError{fmt.Sprintf("database: %v", err)}
+		}
+		return "postgres", nil
+	}
+	return "", usageError{"database: must be empty (SQLite in the data directory), sqlite:PATH or postgres://…"}
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Redacted()
+	}
+	return dsn
+}
+
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	switch format {
 	case "text":
@@ -172,7 +327,7 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
-	return nil, usageError{fmt.Sprintf("--log-format must be text or json, not %q", format)}
+	return nil, usageError{fmt.Sprintf("log-format: must be text or json, not %q", format)}
 }
 
 // loadSealer reads the operator's key, or creates the default key file.
@@ -198,16 +353,19 @@ func loadCatalog(path string) (*quota.Catalog, error) {
 	}
 	cat, err := quota.ParseCatalog(src)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("catalog: %s: %w", path, err)
 	}
 	return cat, nil
 }
 
 func openStore(ctx context.Context, cfg ServeConfig, log *slog.Logger) (quota.Store, error) {
-	db := cfg.Database
-	switch {
-	case db == "" || strings.HasPrefix(db, "sqlite:"):
-		path := strings.TrimPrefix(db, "sqlite:")
+	kind, err := storeKind(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		path := strings.TrimPrefix(cfg.Database, "sqlite:")
 		if path == "" {
 			if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 				return nil, fmt.Errorf("creating the data directory: %w", err)
@@ -216,5 +374,5 @@ func openStore(ctx context.Context, cfg ServeConfig, log *slog.Logger) (quota.St
 		}
 		return sqlite.Open(ctx, path, cfg.Region, log)
 	}
-	return nil, errors.New("--database must be empty (SQLite in the data directory), sqlite:PATH or postgres://…")
+	return nil, errors.New("database: PostgreSQL is not supported yet")
 }
