@@ -76,7 +76,7 @@ func Authenticate(ctx context.Context, store TokenReader, token string) (quota.A
 		return quota.Actor{}, denied
 	}
 	if err != nil {
-		return quota.Actor{}, fmt.Errorf("auth: reading token: %w", err)
+		return quota.Actor{}, err
 	}
 	// An access key (t.Sealed) has no hash, so it never matches here: AK/SK
 	// pairs sign requests, they are not bearer tokens.

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/sqlite"
@@ -374,5 +375,5 @@ func openStore(ctx context.Context, cfg ServeConfig, log *slog.Logger) (quota.St
 		}
 		return sqlite.Open(ctx, path, cfg.Region, log)
 	}
-	return nil, errors.New("database: PostgreSQL is not supported yet")
+	return postgres.Open(ctx, cfg.Database, cfg.Region, log)
 }

@@ -261,7 +261,12 @@ func (d *Dialect) authFailed(w http.ResponseWriter, r *http.Request, err error) 
 
 func (d *Dialect) internal(w http.ResponseWriter, r *http.Request, err error) {
 	d.log.Error("dcs: request failed", "path", r.URL.Path, "err", err)
-	fail(w, http.StatusInternalServerError, "DCS.5000", "Internal error.")
+	status := http.StatusInternalServerError
+	if c := quota.ErrorCode(err); c == quota.CodeUnavailable || c == quota.CodeOverloaded {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	fail(w, status, "DCS.5000", "Internal error.")
 }
 
 func fail(w http.ResponseWriter, status int, code, msg string) {

@@ -49,6 +49,12 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Unavailable marks a store failure: the database could not be reached or
+// read. Callers get 503 with Retry-After; err is logged, not shown.
+func Unavailable(err error) *Error {
+	return &Error{Code: CodeUnavailable, Message: "the store is unavailable; retry shortly", Err: err}
+}
+
 // ErrorCode returns the code of err, CodeInternal for errors that carry none.
 func ErrorCode(err error) Code {
 	if e, ok := errors.AsType[*Error](err); ok {

@@ -15,7 +15,7 @@ import (
 func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
 	ts, err := loadTenants(ctx, s.read, s.region, []string{id})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	if ts[id] == nil {
 		return nil, notFound("tenant", id)
@@ -26,7 +26,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
 func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
 	ts, err := loadTenants(ctx, s.read, s.region, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	return sortedTenants(ts), nil
 }
@@ -34,7 +34,7 @@ func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
 func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, error) {
 	u, err := loadUsage(ctx, s.read, s.region, []string{tenant})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	if u[tenant] == nil {
 		return map[string]int64{}, nil
@@ -46,7 +46,7 @@ func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consume
 	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`,
 		s.region, tenant, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	if len(cs) == 0 {
 		return nil, notFound("consumer", id)
@@ -60,7 +60,7 @@ func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota
 		ORDER BY id LIMIT ?`,
 		s.region, f.Tenant, f.After, f.Kind, f.Kind, f.State, f.State, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	return cs, nil
 }
@@ -70,7 +70,7 @@ func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota
 		WHERE region = ? AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		s.region, nanos(now), limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	return cs, nil
 }
@@ -78,7 +78,7 @@ func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota
 func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
 	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? AND name = ?`, s.region, name)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	if len(ts) == 0 {
 		return nil, notFound("token", name)
@@ -89,7 +89,7 @@ func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
 func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
 	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	return ts, nil
 }
@@ -116,7 +116,7 @@ func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event
 		WHERE region = ? AND seq > ? AND (? = '' OR tenant = ?) ORDER BY seq LIMIT ?`,
 		s.region, f.After, f.Tenant, f.Tenant, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading events: %w", err)
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading events: %w", err))
 	}
 	return out, nil
 }

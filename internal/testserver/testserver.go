@@ -35,6 +35,9 @@ type Options struct {
 	Catalog *quota.Catalog   // default: the embedded catalog
 	Now     func() time.Time // default: time.Now
 	Logger  *slog.Logger     // default: discard
+	// Store to serve from; default: SQLite in a temporary directory. The
+	// server closes it when the test ends.
+	Store quota.Store
 }
 
 // Start starts a server that stops when the test ends.
@@ -51,9 +54,12 @@ func Start(t testing.TB, opts ...Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"), "local", o.Logger)
-	if err != nil {
-		t.Fatal(err)
+	st := o.Store
+	if st == nil {
+		var err error
+		if st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"), "local", o.Logger); err != nil {
+			t.Fatal(err)
+		}
 	}
 	metrics := server.NewMetrics()
 	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: o.Catalog, Logger: o.Logger, Now: o.Now, Observer: metrics})

@@ -1,0 +1,305 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// querier is what reads need: the pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
+	ts, err := loadTenants(ctx, s.pool, s.region, []string{id})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	if ts[id] == nil {
+		return nil, notFound("tenant", id)
+	}
+	return ts[id], nil
+}
+
+func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
+	ts, err := loadTenants(ctx, s.pool, s.region, nil)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	out := make([]*quota.Tenant, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *quota.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, error) {
+	u, err := loadUsage(ctx, s.pool, s.region, []string{tenant})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	if u[tenant] == nil {
+		return map[string]int64{}, nil
+	}
+	return u[tenant], nil
+}
+
+func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consumer, error) {
+	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers WHERE region = $1 AND tenant = $2 AND id = $3`,
+		s.region, tenant, id)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	if len(cs) == 0 {
+		return nil, notFound("consumer", id)
+	}
+	return cs[0], nil
+}
+
+func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota.Consumer, error) {
+	// COLLATE "C": the same byte order as SQLite and Go, whatever the
+	// database's collation, so pages never skip or repeat.
+	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = $1 AND tenant = $2 AND id COLLATE "C" > $3 AND ($4 = '' OR kind = $4) AND ($5 = '' OR state = $5)
+		ORDER BY id COLLATE "C" LIMIT $6`,
+		s.region, f.Tenant, f.After, f.Kind, f.State, f.Limit)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	return cs, nil
+}
+
+func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota.Consumer, error) {
+	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = $1 AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY expires_at LIMIT $3`,
+		s.region, nanos(now), limit)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	return cs, nil
+}
+
+func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
+	ts, err := loadTokens(ctx, s.pool, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 AND name = $2`, s.region, name)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	if len(ts) == 0 {
+		return nil, notFound("token", name)
+	}
+	return ts[0], nil
+}
+
+func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
+	ts, err := loadTokens(ctx, s.pool, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 ORDER BY name COLLATE "C"`, s.region)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	return ts, nil
+}
+
+func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, time, type, tenant, subject, actor, role, reason, before::text, after::text FROM events
+		WHERE region = $1 AND seq > $2 AND ($3 = '' OR tenant = $3) ORDER BY seq LIMIT $4`,
+		s.region, f.After, f.Tenant, f.Limit)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.Event, error) {
+		e := &quota.Event{}
+		var at int64
+		var role string
+		var before, after *string
+		if err := r.Scan(&e.Seq, &at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &role, &e.Reason, &before, &after); err != nil {
+			return nil, err
+		}
+		e.Time, e.Role = fromNanos(at), quota.Role(role)
+		if before != nil {
+			e.Before = json.RawMessage(*before)
+		}
+		if after != nil {
+			e.After = json.RawMessage(*after)
+		}
+		return e, nil
+	})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
+	}
+	return out, nil
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullNanos(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+func fromNullNanos(n *int64) *time.Time {
+	if n == nil {
+		return nil
+	}
+	t := fromNanos(*n)
+	return &t
+}
+
+// loadTenants reads tenants with their overrides; ids nil means all.
+func loadTenants(ctx context.Context, q querier, region string, ids []string) (map[string]*quota.Tenant, error) {
+	idFilter, filter, args := "", "", []any{region}
+	if ids != nil {
+		idFilter, filter, args = ` AND id = ANY($2)`, ` AND tenant = ANY($2)`, append(args, ids)
+	}
+	out := map[string]*quota.Tenant{}
+	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at FROM tenants WHERE region = $1`+idFilter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading tenants: %w", err)
+	}
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
+		var created int64
+		err := r.Scan(&t.ID, &t.Name, &t.Plan, &created)
+		t.CreatedAt = fromNanos(created)
+		out[t.ID] = t
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tenants: %w", err)
+	}
+	rows, err = q.Query(ctx, `SELECT tenant, resource, hard, req_min, req_max FROM quota_overrides WHERE region = $1`+filter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading quota overrides: %w", err)
+	}
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		var tenant, res string
+		var hard, min, max *int64
+		if err := r.Scan(&tenant, &res, &hard, &min, &max); err != nil {
+			return struct{}{}, err
+		}
+		if t := out[tenant]; t != nil {
+			o := quota.QuotaOverride{Hard: hard}
+			if min != nil && max != nil {
+				o.Requestable = &quota.Range{Min: *min, Max: *max}
+			}
+			t.Quotas[res] = o
+		}
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading quota overrides: %w", err)
+	}
+	rows, err = q.Query(ctx, `SELECT tenant, key, min, max FROM limit_overrides WHERE region = $1`+filter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading limit overrides: %w", err)
+	}
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		var tenant, key string
+		var rg quota.Range
+		if err := r.Scan(&tenant, &key, &rg.Min, &rg.Max); err != nil {
+			return struct{}{}, err
+		}
+		if t := out[tenant]; t != nil {
+			t.Limits[key] = rg
+		}
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading limit overrides: %w", err)
+	}
+	return out, nil
+}
+
+func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
+	out := map[string]map[string]int64{}
+	rows, err := q.Query(ctx, `SELECT tenant, resource, used FROM usage WHERE region = $1 AND tenant = ANY($2)`, region, tenants)
+	if err != nil {
+		return nil, fmt.Errorf("reading usage: %w", err)
+	}
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		var tenant, res string
+		var used int64
+		if err := r.Scan(&tenant, &res, &used); err != nil {
+			return struct{}{}, err
+		}
+		if out[tenant] == nil {
+			out[tenant] = map[string]int64{}
+		}
+		out[tenant][res] = used
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading usage: %w", err)
+	}
+	return out, nil
+}
+
+const consumerColumns = `tenant, id, kind, state, attributes::text, generation, footprint::text, expires_at, created_at, updated_at`
+
+func loadConsumers(ctx context.Context, q querier, query string, args ...any) ([]*quota.Consumer, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading consumers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.Consumer, error) {
+		c := &quota.Consumer{}
+		var attrs, fp string
+		var exp *int64
+		var created, updated int64
+		if err := r.Scan(&c.Tenant, &c.ID, &c.Kind, &c.State, &attrs, &c.Generation, &fp, &exp, &created, &updated); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(attrs), &c.Attributes); err != nil {
+			return nil, fmt.Errorf("consumer %s/%s: attributes: %w", c.Tenant, c.ID, err)
+		}
+		if err := json.Unmarshal([]byte(fp), &c.Footprint); err != nil {
+			return nil, fmt.Errorf("consumer %s/%s: footprint: %w", c.Tenant, c.ID, err)
+		}
+		c.ExpiresAt, c.CreatedAt, c.UpdatedAt = fromNullNanos(exp), fromNanos(created), fromNanos(updated)
+		return c, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading consumers: %w", err)
+	}
+	return out, nil
+}
+
+const tokenColumns = `name, role, tenant, hash, sealed, created_at, revoked_at`
+
+func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*quota.Token, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.Token, error) {
+		t := &quota.Token{}
+		var role string
+		var created int64
+		var revoked *int64
+		if err := r.Scan(&t.Name, &role, &t.Tenant, &t.Hash, &t.Sealed, &created, &revoked); err != nil {
+			return nil, err
+		}
+		t.Role, t.CreatedAt, t.RevokedAt = quota.Role(role), fromNanos(created), fromNullNanos(revoked)
+		return t, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
+	return out, nil
+}
+
+func notFound(what, id string) error {
+	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+}

@@ -1,0 +1,239 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// tx is one write transaction.
+type tx struct {
+	s *Store
+	t pgx.Tx
+}
+
+// lock takes the transaction-scoped advisory locks of names in one class,
+// in ascending key order; every transaction takes classes in the same
+// order, so none waits in a cycle.
+func (t *tx) lock(ctx context.Context, class int32, names []string) error {
+	keys := make([]int32, len(names))
+	for i, n := range names {
+		keys[i] = t.s.lockKey(n)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	// The subquery's ORDER BY is kept: locks are taken row by row, in order.
+	_, err := t.t.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM (SELECT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered`, class, keys)
+	return err
+}
+
+// LockTenants implements quota.Tx.
+func (t *tx) LockTenants(ctx context.Context, ids []string) (map[string]*quota.Tenant, error) {
+	if err := t.lock(ctx, lockTenant, ids); err != nil {
+		return nil, fmt.Errorf("locking tenants: %w", err)
+	}
+	return loadTenants(ctx, t.t, t.s.region, ids)
+}
+
+func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error) {
+	return loadUsage(ctx, t.t, t.s.region, tenants)
+}
+
+func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
+	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	cs, err := loadConsumers(ctx, t.t, `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = $1 AND (tenant, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, t.s.region, tenants, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[quota.ConsumerKey]*quota.Consumer, len(cs))
+	for _, c := range cs {
+		out[c.Key()] = c
+	}
+	return out, nil
+}
+
+func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
+	var n int64
+	err := t.t.QueryRow(ctx, `SELECT count(*) FROM consumers WHERE region = $1 AND tenant = $2`, t.s.region, tenant).Scan(&n)
+	return n, err
+}
+
+// Tokens implements quota.Tx; it locks the names, so two processes
+// creating one token name serialize.
+func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {
+	if err := t.lock(ctx, lockToken, names); err != nil {
+		return nil, fmt.Errorf("locking tokens: %w", err)
+	}
+	ts, err := loadTokens(ctx, t.t, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 AND name = ANY($2)`, t.s.region, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*quota.Token, len(ts))
+	for _, tok := range ts {
+		out[tok.Name] = tok
+	}
+	return out, nil
+}
+
+// Apply implements quota.Tx. The writes go in one round trip; the tables
+// a batch writes most (consumers, usage, events) take one statement each.
+func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
+	r := t.s.region
+	b := &pgx.Batch{}
+	for _, id := range w.DeleteTenants {
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens"} {
+			b.Queue(`DELETE FROM `+table+` WHERE region = $1 AND tenant = $2`, r, id)
+		}
+		b.Queue(`DELETE FROM tenants WHERE region = $1 AND id = $2`, r, id)
+	}
+	for _, tn := range w.CreateTenants {
+		b.Queue(`INSERT INTO tenants (region, id, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan`,
+			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt))
+	}
+	for _, q := range w.Quotas {
+		var min, max *int64
+		if q.Requestable != nil {
+			min, max = &q.Requestable.Min, &q.Requestable.Max
+		}
+		b.Queue(`INSERT INTO quota_overrides (region, tenant, resource, hard, req_min, req_max) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (region, tenant, resource) DO UPDATE SET hard = excluded.hard, req_min = excluded.req_min, req_max = excluded.req_max`,
+			r, q.Tenant, q.Resource, q.Hard, min, max)
+	}
+	for _, l := range w.Limits {
+		b.Queue(`INSERT INTO limit_overrides (region, tenant, key, min, max) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (region, tenant, key) DO UPDATE SET min = excluded.min, max = excluded.max`,
+			r, l.Tenant, l.Key, l.Min, l.Max)
+	}
+	if n := len(w.DeleteConsumers); n > 0 {
+		tenants, ids := make([]string, n), make([]string, n)
+		for i, k := range w.DeleteConsumers {
+			tenants[i], ids[i] = k.Tenant, k.ID
+		}
+		b.Queue(`DELETE FROM consumers WHERE region = $1 AND (tenant, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, r, tenants, ids)
+	}
+	if n := len(w.PutConsumers); n > 0 {
+		var c consumerColumnsOf
+		for _, x := range w.PutConsumers {
+			if err := c.add(x); err != nil {
+				return err
+			}
+		}
+		b.Queue(`INSERT INTO consumers (region, tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)
+			SELECT $1, tenant, id, kind, state, attributes::jsonb, generation, footprint::jsonb, expires_at, created_at, updated_at
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[])
+				AS u (tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)
+			ON CONFLICT (region, tenant, id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+				attributes = excluded.attributes, generation = excluded.generation, footprint = excluded.footprint,
+				expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
+			r, c.tenant, c.id, c.kind, c.state, c.attributes, c.generation, c.footprint, c.expires, c.created, c.updated)
+	}
+	if n := len(w.Usage); n > 0 {
+		tenants, resources, used := make([]string, n), make([]string, n), make([]int64, n)
+		for i, u := range w.Usage {
+			tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
+		}
+		b.Queue(`INSERT INTO usage (region, tenant, resource, used)
+			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
+			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, tenants, resources, used)
+	}
+	for _, tok := range w.PutTokens {
+		b.Queue(`INSERT INTO tokens (region, name, role, tenant, hash, sealed, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (region, name) DO UPDATE SET role = excluded.role, tenant = excluded.tenant, hash = excluded.hash,
+				sealed = excluded.sealed, created_at = excluded.created_at, revoked_at = excluded.revoked_at`,
+			r, tok.Name, string(tok.Role), tok.Tenant, tok.Hash, tok.Sealed, nanos(tok.CreatedAt), nullNanos(tok.RevokedAt))
+	}
+	if err := t.t.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("writing: %w", err)
+	}
+	return t.appendEvents(ctx, w.Events)
+}
+
+// consumerColumnsOf holds consumers column by column, for unnest.
+type consumerColumnsOf struct {
+	tenant, id, kind, state, attributes, footprint []string
+	generation, created, updated                   []int64
+	expires                                        []*int64
+}
+
+func (c *consumerColumnsOf) add(x *quota.Consumer) error {
+	attrs, err := json.Marshal(x.Attributes)
+	if err != nil {
+		return err
+	}
+	fp, err := json.Marshal(x.Footprint)
+	if err != nil {
+		return err
+	}
+	var exp *int64
+	if x.ExpiresAt != nil {
+		n := nanos(*x.ExpiresAt)
+		exp = &n
+	}
+	c.tenant, c.id, c.kind, c.state = append(c.tenant, x.Tenant), append(c.id, x.ID), append(c.kind, x.Kind), append(c.state, x.State)
+	c.attributes, c.footprint = append(c.attributes, string(attrs)), append(c.footprint, string(fp))
+	c.generation, c.expires = append(c.generation, x.Generation), append(c.expires, exp)
+	c.created, c.updated = append(c.created, nanos(x.CreatedAt)), append(c.updated, nanos(x.UpdatedAt))
+	return nil
+}
+
+// appendEvents takes the ledger lock, then inserts the events in one
+// statement. Holding the lock until commit makes sequence order commit
+// order across every process.
+func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if _, err := t.t.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockLedger, t.s.lockKey("ledger")); err != nil {
+		return fmt.Errorf("locking the ledger: %w", err)
+	}
+	n := len(events)
+	times := make([]int64, n)
+	types, tenants, subjects, actors, roles, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	before, after := make([]*string, n), make([]*string, n)
+	for i, e := range events {
+		times[i], types[i], tenants[i], subjects[i] = nanos(e.Time), e.Type, e.Tenant, e.Subject
+		actors[i], roles[i], reasons[i] = e.Actor, string(e.Role), e.Reason
+		before[i], after[i] = nullJSON(e.Before), nullJSON(e.After)
+	}
+	// Rows are inserted in ordinality order, each taking the next seq, so
+	// the returned numbers sorted are the events' numbers in order.
+	rows, err := t.t.Query(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
+		SELECT $1, time, type, tenant, subject, actor, role, reason, before::json, after::json
+		FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+			WITH ORDINALITY AS u (time, type, tenant, subject, actor, role, reason, before, after, n)
+		ORDER BY n
+		RETURNING seq`, t.s.region, times, types, tenants, subjects, actors, roles, reasons, before, after)
+	if err != nil {
+		return fmt.Errorf("writing events: %w", err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("writing events: %w", err)
+	}
+	if len(seqs) != n {
+		return fmt.Errorf("writing events: %d sequence numbers for %d events", len(seqs), n)
+	}
+	slices.Sort(seqs)
+	for i, e := range events {
+		e.Seq = seqs[i]
+	}
+	return nil
+}
+
+func nullJSON(b json.RawMessage) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
