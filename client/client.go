@@ -16,9 +16,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Client calls one allot server. It is safe for concurrent use.
@@ -36,7 +38,14 @@ type Option func(*Client)
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithHTTPClient sets the HTTP client (transport, TLS, proxies).
-func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+// A nil h keeps http.DefaultClient.
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) {
+		if h != nil {
+			c.http = h
+		}
+	}
+}
 
 // WithTimeout bounds every call, on top of the caller's context.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
@@ -60,7 +69,7 @@ func (e *Error) Error() string {
 	if e.Problem.Detail == "" {
 		return fmt.Sprintf("%s (HTTP %d)", e.Problem.Code, e.Status)
 	}
-	return e.Problem.Code + ": " + e.Problem.Detail
+	return fmt.Sprintf("%s: %s (HTTP %d)", e.Problem.Code, e.Problem.Detail, e.Status)
 }
 
 // IsCode reports whether err is an *Error with the given problem code.
@@ -121,16 +130,55 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := decodeAnswer(data, out); err != nil {
 		return fmt.Errorf("allot: the answer (HTTP %d) is not what was expected: %w: %s", resp.StatusCode, err, snippet(data))
 	}
 	return nil
 }
 
+// call sends a request and decodes its answer into a new T; on error it
+// returns nil.
+func call[T any](ctx context.Context, c *Client, method, path string, query url.Values, header http.Header, in any) (*T, error) {
+	out := new(T)
+	if err := c.do(ctx, method, path, query, header, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeAnswer decodes a success answer into out, a pointer to a struct.
+// Unknown fields are allowed (a newer server may add some), but the answer
+// must be an object with at least one of out's fields: a proxy's null or a
+// stray document is an error, not an empty value.
+func decodeAnswer(data []byte, out any) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return err
+	}
+	if fields == nil {
+		return errors.New("null instead of an object")
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return err
+	}
+	t := reflect.TypeOf(out).Elem()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if _, ok := fields[name]; ok && name != "" && name != "-" {
+			return nil
+		}
+	}
+	return fmt.Errorf("none of the fields of %s", t.Name())
+}
+
 func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	if s == "" {
 		return "(empty body)"
@@ -142,20 +190,21 @@ func esc(s string) string { return url.PathEscape(s) }
 
 // CreateTenant creates a tenant.
 func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*Tenant, error) {
-	var t Tenant
-	return &t, c.do(ctx, "POST", "/api/v1/tenants", nil, nil, req, &t)
+	return call[Tenant](ctx, c, "POST", "/api/v1/tenants", nil, nil, req)
 }
 
 // Tenants lists every tenant.
 func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
-	var l TenantList
-	return l.Tenants, c.do(ctx, "GET", "/api/v1/tenants", nil, nil, nil, &l)
+	l, err := call[TenantList](ctx, c, "GET", "/api/v1/tenants", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Tenants, nil
 }
 
 // Tenant reads one tenant.
 func (c *Client) Tenant(ctx context.Context, id string) (*Tenant, error) {
-	var t Tenant
-	return &t, c.do(ctx, "GET", "/api/v1/tenants/"+esc(id), nil, nil, nil, &t)
+	return call[Tenant](ctx, c, "GET", "/api/v1/tenants/"+esc(id), nil, nil, nil)
 }
 
 // DeleteTenant deletes a tenant that owns no consumers.
@@ -165,20 +214,17 @@ func (c *Client) DeleteTenant(ctx context.Context, id string) error {
 
 // Quotas reads a tenant's usage, hard quotas, requestable ranges and limits.
 func (c *Client) Quotas(ctx context.Context, tenant string) (*Quotas, error) {
-	var q Quotas
-	return &q, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/quotas", nil, nil, nil, &q)
+	return call[Quotas](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/quotas", nil, nil, nil)
 }
 
 // SetQuota sets a tenant's hard quota (and optionally requestable range) of a resource.
 func (c *Client) SetQuota(ctx context.Context, tenant, resource string, req SetQuotaRequest) (*ResourceQuota, error) {
-	var r ResourceQuota
-	return &r, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/quotas/"+esc(resource), nil, nil, req, &r)
+	return call[ResourceQuota](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/quotas/"+esc(resource), nil, nil, req)
 }
 
 // SetLimit sets a tenant's per-object limit of a kind.
 func (c *Client) SetLimit(ctx context.Context, tenant, kind, limit string, req SetLimitRequest) (*Limit, error) {
-	var l Limit
-	return &l, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/limits/"+esc(kind)+"/"+esc(limit), nil, nil, req, &l)
+	return call[Limit](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/limits/"+esc(kind)+"/"+esc(limit), nil, nil, req)
 }
 
 // PutOptions qualify a consumer write.
@@ -193,7 +239,7 @@ func (o PutOptions) apply() (url.Values, http.Header) {
 		q = url.Values{"dry_run": {"true"}}
 	}
 	h := http.Header{}
-	if o.IfMatch > 0 {
+	if o.IfMatch != 0 { // the server refuses a negative generation
 		h.Set("If-Match", strconv.Quote(strconv.FormatInt(o.IfMatch, 10)))
 	}
 	return q, h
@@ -201,9 +247,8 @@ func (o PutOptions) apply() (url.Values, http.Header) {
 
 // PutConsumer creates or updates a consumer: the claim itself.
 func (c *Client) PutConsumer(ctx context.Context, tenant, id string, req PutConsumerRequest, opts PutOptions) (*Consumer, error) {
-	var out Consumer
 	q, h := opts.apply()
-	return &out, c.do(ctx, "PUT", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, req, &out)
+	return call[Consumer](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, req)
 }
 
 // DeleteOptions qualify a consumer delete.
@@ -217,8 +262,7 @@ func (c *Client) DeleteConsumer(ctx context.Context, tenant, id string, opts Del
 
 // Consumer reads one consumer.
 func (c *Client) Consumer(ctx context.Context, tenant, id string) (*Consumer, error) {
-	var out Consumer
-	return &out, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), nil, nil, nil, &out)
+	return call[Consumer](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), nil, nil, nil)
 }
 
 // ConsumerQuery selects a page of consumers.
@@ -239,26 +283,26 @@ func (c *Client) Consumers(ctx context.Context, tenant string, q ConsumerQuery) 
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	var out ConsumerList
-	return &out, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers", v, nil, nil, &out)
+	return call[ConsumerList](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers", v, nil, nil)
 }
 
 // Claims applies a batch of puts and deletes: all or none.
 func (c *Client) Claims(ctx context.Context, req ClaimsRequest) (*ClaimsResponse, error) {
-	var out ClaimsResponse
-	return &out, c.do(ctx, "POST", "/api/v1/claims", nil, nil, req, &out)
+	return call[ClaimsResponse](ctx, c, "POST", "/api/v1/claims", nil, nil, req)
 }
 
 // CreateToken creates an API token; its secret is in Token.Secret, once.
 func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (*Token, error) {
-	var t Token
-	return &t, c.do(ctx, "POST", "/api/v1/tokens", nil, nil, req, &t)
+	return call[Token](ctx, c, "POST", "/api/v1/tokens", nil, nil, req)
 }
 
 // Tokens lists the API tokens (never their secrets).
 func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
-	var l TokenList
-	return l.Tokens, c.do(ctx, "GET", "/api/v1/tokens", nil, nil, nil, &l)
+	l, err := call[TokenList](ctx, c, "GET", "/api/v1/tokens", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Tokens, nil
 }
 
 // RevokeToken revokes a token; it stops working at once.
@@ -269,14 +313,16 @@ func (c *Client) RevokeToken(ctx context.Context, name string) error {
 // CreateCredential creates an AK/SK pair for a tenant; the secret key is in
 // the answer, once.
 func (c *Client) CreateCredential(ctx context.Context, tenant string) (*Credential, error) {
-	var out Credential
-	return &out, c.do(ctx, "POST", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil, &out)
+	return call[Credential](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil)
 }
 
 // Credentials lists a tenant's access keys (never the secret keys).
 func (c *Client) Credentials(ctx context.Context, tenant string) ([]Credential, error) {
-	var l CredentialList
-	return l.Credentials, c.do(ctx, "GET", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil, &l)
+	l, err := call[CredentialList](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Credentials, nil
 }
 
 // RevokeCredential revokes an access key; it stops working at once.
@@ -303,6 +349,5 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (*EventList, error) {
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	var out EventList
-	return &out, c.do(ctx, "GET", "/api/v1/events", v, nil, nil, &out)
+	return call[EventList](ctx, c, "GET", "/api/v1/events", v, nil, nil)
 }
