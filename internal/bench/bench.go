@@ -1,0 +1,210 @@
+// Package bench is `allot bench`: it drives allot (a running server, or one
+// it starts in-process) with concurrent claims, batches and reads, measures
+// throughput and latency, and then checks through the API that no quota was
+// passed and that usage still equals what the consumers use. With a
+// baseline it runs the same claims against a hand-written PostgreSQL schema.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is everything `allot bench` can be told.
+type Config struct {
+	Server, Token string // the server to drive, unless Embedded
+	// Embedded starts allot in-process in a temporary directory (or, with a
+	// postgres:// Database, a temporary schema) and removes it afterwards.
+	Embedded bool
+	// Database is the embedded server's store ("" for SQLite) and the
+	// baseline's database.
+	Database    string
+	Workload    string
+	Tenants     int
+	Concurrency int
+	BatchSize   int // operations per request of the batch workload
+	Duration    time.Duration
+	Warmup      time.Duration
+	Baseline    string // "" or "postgres"
+}
+
+// Workloads are the workloads Run knows:
+//   - claim: each worker creates an instance consumer in a random tenant,
+//     then deletes the one it created before (so it holds one at a time);
+//   - hot: the same, all in one tenant whose quota is tight enough to refuse;
+//   - batch: a worker alternates between a POST /claims of BatchSize puts in
+//     one random tenant and one deleting them again;
+//   - read: GET /v1/users/quotas (KraftCloud) with a random tenant's token;
+//   - mixed: 80% reads, 20% claim steps.
+var Workloads = []string{"claim", "hot", "batch", "read", "mixed"}
+
+// DefaultConfig returns the defaults of `allot bench`.
+func DefaultConfig() Config {
+	return Config{Workload: "claim", Tenants: 100, Concurrency: 64, BatchSize: 100, Duration: 10 * time.Second, Warmup: 2 * time.Second}
+}
+
+// Validate checks every setting, naming the one at fault.
+func (c Config) Validate() error {
+	switch {
+	case !slices.Contains(Workloads, c.Workload):
+		return fmt.Errorf("workload must be one of %s, not %q", strings.Join(Workloads, ", "), c.Workload)
+	case c.Tenants < 1 || c.Concurrency < 1:
+		return errors.New("tenants and concurrency must be at least 1")
+	case c.BatchSize < 1 || c.BatchSize > 1000:
+		return errors.New("batch-size must be from 1 to 1000")
+	case c.Duration <= 0 || c.Warmup < 0:
+		return errors.New("duration must be positive and warmup not negative")
+	case c.Database != "" && !isPostgres(c.Database):
+		return errors.New("database must be empty (SQLite) or a postgres:// URL")
+	case c.Baseline != "" && c.Baseline != "postgres":
+		return fmt.Errorf("baseline must be postgres, not %q", c.Baseline)
+	case c.Baseline != "" && c.Database == "":
+		return errors.New("baseline postgres needs --database postgres://…")
+	case c.Baseline != "" && c.Workload != "claim" && c.Workload != "hot":
+		return errors.New("the baseline runs the claim and hot workloads only")
+	}
+	return nil
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Summary is the outcome of a run; its JSON is the line `--json` prints.
+type Summary struct {
+	Workload    string  `json:"workload"`
+	Store       string  `json:"store"` // sqlite or postgres (embedded), remote, or baseline-postgres
+	Concurrency int     `json:"concurrency"`
+	DurationS   float64 `json:"duration_s"`
+	OpsPerSec   float64 `json:"ops_per_sec"`
+	P50ms       float64 `json:"p50_ms"`
+	P90ms       float64 `json:"p90_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	Admitted    int64   `json:"admitted"`
+	Refused     int64   `json:"refused"`
+	Errors      int64   `json:"errors"`
+	// Overshoot is the amount by which usage passed hard quotas, plus the
+	// amount by which usage differs from its consumers' footprints. Anything
+	// but 0 is a broken invariant.
+	Overshoot int64    `json:"overshoot"`
+	Baseline  *Summary `json:"baseline,omitempty"`
+	Ratio     float64  `json:"ratio,omitempty"` // ops/s of allot ÷ ops/s of the baseline
+
+	Problems   []string `json:"-"` // each broken invariant, for people
+	FirstError string   `json:"-"` // the first failed operation, if any
+}
+
+// TotalOvershoot is the overshoot of allot and the baseline together:
+// anything but 0 means an invariant broke.
+func (s *Summary) TotalOvershoot() int64 {
+	if s.Baseline == nil {
+		return s.Overshoot
+	}
+	return s.Overshoot + s.Baseline.Overshoot
+}
+
+// Run sets up tenants, runs the workload for the warmup and the duration,
+// and checks the invariants; then, if asked, does the same against the
+// baseline. Progress goes to log. A broken invariant is not an error: it is
+// in the Summary (see TotalOvershoot).
+func Run(ctx context.Context, cfg Config, log io.Writer) (*Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := newPlan(cfg)
+	s, err := runAllot(ctx, cfg, p, log)
+	if err != nil || cfg.Baseline == "" {
+		return s, err
+	}
+	if s.Baseline, err = runBaseline(ctx, cfg, p, log); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if s.Baseline.OpsPerSec > 0 {
+		s.Ratio = round(s.OpsPerSec / s.Baseline.OpsPerSec)
+	}
+	return s, nil
+}
+
+func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary, error) {
+	base, token, store := strings.TrimRight(cfg.Server, "/"), cfg.Token, "remote"
+	if cfg.Embedded {
+		srv, err := startEmbedded(ctx, cfg.Database, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return nil, fmt.Errorf("starting the embedded server: %w", err)
+		}
+		defer srv.close()
+		base, token, store = srv.url, srv.token, srv.store
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency, IdleConnTimeout: 90 * time.Second,
+	}}
+	// Before the server shuts down: it waits for connections that never
+	// carried a request (the transport dials spares) for 5 seconds.
+	defer hc.CloseIdleConnections()
+	a := newAllotTarget(base, token, hc)
+	fmt.Fprintf(log, "allot bench: %s on %s: setting up %d tenants\n", cfg.Workload, store, len(p.tenants))
+	if !cfg.Embedded {
+		// A real server keeps what the run made unless it is removed.
+		defer a.cleanup(ctx, p.tenants, log)
+	}
+	if err := a.setup(ctx, p); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "allot bench: %d workers, %v warmup, %v measured\n", cfg.Concurrency, cfg.Warmup, cfg.Duration)
+	st, elapsed := drive(ctx, cfg, p, a, a)
+	s := st.summary(cfg, store, elapsed)
+	var err error
+	if s.Overshoot, s.Problems, err = a.check(ctx, p.tenants); err != nil {
+		return nil, fmt.Errorf("checking the invariants: %w", err)
+	}
+	return s, nil
+}
+
+// instances is the resource every workload claims: a stopped instance uses
+// one of it and nothing else.
+const instances = "compute.instances"
+
+// plan is the tenants of a run and their quotas.
+type plan struct {
+	tenants []string
+	hard    []int64  // hard quota of instances, per tenant
+	tokens  []string // tenant tokens for the read workloads, filled in by setup
+	reads   bool
+}
+
+// newPlan names the run's tenants after a random run id, so that runs
+// against one server never meet. Every tenth tenant may hold one instance
+// only, so racing claims are refused there; the hot tenant's quota is half
+// again the number of workers, and each worker holds one or, briefly, two.
+func newPlan(cfg Config) *plan {
+	run := make([]byte, 4)
+	rand.Read(run)
+	n := cfg.Tenants
+	if cfg.Workload == "hot" {
+		n = 1
+	}
+	p := &plan{tenants: make([]string, n), hard: make([]int64, n), tokens: make([]string, n),
+		reads: cfg.Workload == "read" || cfg.Workload == "mixed"}
+	for i := range n {
+		p.tenants[i] = fmt.Sprintf("bench-%s-%d", hex.EncodeToString(run), i)
+		switch {
+		case cfg.Workload == "hot":
+			p.hard[i] = int64(max(1, cfg.Concurrency+cfg.Concurrency/2))
+		case i%10 == 0:
+			p.hard[i] = 1
+		default:
+			p.hard[i] = 1 << 40
+		}
+	}
+	return p
+}

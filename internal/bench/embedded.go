@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/postgres"
+	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/internal/sqlite"
+)
+
+// embedded is an allot server the run started in-process, assembled the
+// way `allot serve` does it, on a random port of the loopback interface.
+type embedded struct {
+	url, token, store string
+	close             func()
+}
+
+// startEmbedded serves SQLite in a temporary directory, or with a
+// postgres:// database, a temporary schema in it; close removes either.
+func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *embedded, err error) {
+	var undo []func() // run last to first
+	closeAll := func() {
+		for _, f := range slices.Backward(undo) {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "allot-bench-")
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { os.RemoveAll(dir) })
+
+	var st quota.Store
+	kind := "sqlite"
+	if database == "" {
+		st, err = sqlite.Open(ctx, filepath.Join(dir, "allot.db"), "bench", log)
+	} else {
+		kind = "postgres"
+		var dsn string
+		var drop func() error
+		if dsn, drop, err = tempSchema(ctx, database); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() {
+			if err := drop(); err != nil {
+				log.Warn("dropping the temporary schema", "err", err)
+			}
+		})
+		st, err = postgres.Open(ctx, dsn, "bench", log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { st.Close() })
+
+	metrics := server.NewMetrics()
+	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Logger: log, Observer: metrics})
+	engine.Start()
+	undo = append(undo, func() { engine.Stop(context.Background()) })
+	token, _, err := auth.New("bench-admin")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := auth.Bootstrap(ctx, engine, st, token); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	sealer, err := auth.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Deps{Engine: engine, Store: st, Region: "bench", Logger: log, Metrics: metrics, Sealer: sealer}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	undo = append(undo, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &embedded{url: "http://" + ln.Addr().String(), token: token, store: kind, close: closeAll}, nil
+}
+
+// tempSchema creates a schema of its own in the database named by dsn and
+// returns a URL whose connections use it, and a function that drops it.
+func tempSchema(ctx context.Context, dsn string) (string, func() error, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("database: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(context.Background())
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "allot_bench_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	drop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		return err
+	}
+	return u.String(), drop, nil
+}
