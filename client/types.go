@@ -215,3 +215,133 @@ type Credential struct {
 type CredentialList struct {
 	Credentials []Credential `json:"credentials"`
 }
+
+// CreateRequestRequest is the body of POST /api/v1/tenants/{tenant}/requests:
+// ask for the hard quota of Resource to become Value.
+type CreateRequestRequest struct {
+	Resource string `json:"resource"`
+	Value    *int64 `json:"value"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Request is a quota change request. Status is pending, approved (and
+// applied), denied or superseded (replaced by a request for another value).
+type Request struct {
+	ID          string        `json:"id"`
+	Tenant      string        `json:"tenant"`
+	Resource    string        `json:"resource"`
+	Value       int64         `json:"value"`
+	Reason      string        `json:"reason,omitempty"`
+	Status      string        `json:"status"`
+	RequestedBy string        `json:"requested_by"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
+	History     []RequestStep `json:"history"`
+}
+
+// RequestStep is one entry of a request's history.
+type RequestStep struct {
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Status  string    `json:"status"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// RequestList answers GET …/requests.
+type RequestList struct {
+	Requests []Request `json:"requests"`
+}
+
+// DecideRequest is the body of POST …/requests/{id}/approve and …/deny.
+type DecideRequest struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// Inventory is the body of PUT /api/v1/tenants/{tenant}/inventory: every
+// consumer of Kinds that really exists.
+type Inventory struct {
+	Kinds     []string            `json:"kinds"`
+	Consumers []InventoryConsumer `json:"consumers"`
+}
+
+// InventoryConsumer is one consumer that exists.
+type InventoryConsumer struct {
+	Consumer   string           `json:"consumer"`
+	Kind       string           `json:"kind"`
+	State      string           `json:"state,omitempty"`
+	Attributes map[string]int64 `json:"attributes,omitempty"`
+}
+
+// Reconciliation answers an inventory: what changed and the usage after.
+type Reconciliation struct {
+	Tenant  string           `json:"tenant"`
+	Created []string         `json:"created"`
+	Updated []string         `json:"updated"`
+	Deleted []string         `json:"deleted"`
+	Usage   map[string]int64 `json:"usage"`
+	DryRun  bool             `json:"dry_run,omitempty"`
+}
+
+// OverQuotaList answers GET /api/v1/overquota.
+type OverQuotaList struct {
+	Tenants []OverQuotaTenant `json:"tenants"`
+}
+
+// OverQuotaTenant is a tenant whose usage exceeds some hard quotas.
+type OverQuotaTenant struct {
+	Tenant    string              `json:"tenant"`
+	Resources []OverQuotaResource `json:"resources"`
+}
+
+// OverQuotaResource is one resource used beyond its hard quota.
+type OverQuotaResource struct {
+	Resource string `json:"resource"`
+	Used     int64  `json:"used"`
+	Hard     int64  `json:"hard"`
+	Over     int64  `json:"over"`
+}
+
+// UsageAt answers GET /api/v1/tenants/{tenant}/usage?at=: usage and hard
+// quotas as they were at At, rebuilt from the ledger.
+type UsageAt struct {
+	Tenant    string          `json:"tenant"`
+	At        time.Time       `json:"at"`
+	Resources []UsageResource `json:"resources"`
+}
+
+// UsageResource is one resource's usage and hard quota.
+type UsageResource struct {
+	Resource string `json:"resource"`
+	Used     int64  `json:"used"`
+	Hard     int64  `json:"hard"`
+}
+
+// CreateWebhookRequest is the body of POST /api/v1/webhooks. Events lists
+// event types ("*" for all); empty means the threshold notifications
+// ("quota.threshold"). Tenant limits the subscription to one tenant.
+type CreateWebhookRequest struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events,omitempty"`
+	Secret string   `json:"secret"`
+	Tenant string   `json:"tenant,omitempty"`
+}
+
+// Webhook is a subscription (its secret is never shown).
+type Webhook struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Events    []string  `json:"events"`
+	Tenant    string    `json:"tenant,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// WebhookList answers GET /api/v1/webhooks.
+type WebhookList struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// Thresholds are a tenant's warning thresholds, percentages of each hard
+// quota; null in a PUT returns the tenant to its plan's.
+type Thresholds struct {
+	Thresholds []int64 `json:"thresholds"`
+}

@@ -61,6 +61,24 @@ func (a *API) Routes(mux Router) {
 	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/credentials/{access_key}", adminOnly, a.revokeCredential)
 
 	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents)
+	a.handle(mux, "GET /api/v1/events/stream", anyone, a.streamEvents)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage", tenantReads, a.usageAt)
+
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests", tenantWrites, a.createRequest)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests", tenantReads, a.listRequests)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests/{id}", tenantReads, a.getRequest)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/approve", adminOnly, a.approveRequest)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/deny", adminOnly, a.denyRequest)
+	a.handle(mux, "GET /api/v1/requests", operators, a.listRequests)
+
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/inventory", operators, a.putInventory)
+	a.handle(mux, "GET /api/v1/overquota", operators, a.overQuota)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/thresholds", tenantReads, a.getThresholds)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/thresholds", adminOnly, a.setThresholds)
+
+	a.handle(mux, "POST /api/v1/webhooks", adminOnly, a.createWebhook)
+	a.handle(mux, "GET /api/v1/webhooks", adminOnly, a.listWebhooks)
+	a.handle(mux, "DELETE /api/v1/webhooks/{id}", adminOnly, a.deleteWebhook)
 }
 
 // Handler returns the native API with problem answers for unknown routes
@@ -105,10 +123,11 @@ func AllowedMethods(mux *http.ServeMux, r *http.Request) []string {
 type access int
 
 const (
-	anyone      access = iota // any valid token; handlers scope what a tenant sees
-	adminOnly                 // admin
-	operators                 // admin and service
-	tenantReads               // admin, service, and the tenant named in the path
+	anyone       access = iota // any valid token; handlers scope what a tenant sees
+	adminOnly                  // admin
+	operators                  // admin and service
+	tenantReads                // admin, service, and the tenant named in the path
+	tenantWrites               // admin, and the tenant named in the path (asking for a change)
 )
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who quota.Actor) error
@@ -155,6 +174,8 @@ func authorize(who quota.Actor, acc access, pathTenant string) error {
 		allowed = allowed || who.Role == quota.RoleService
 	case tenantReads:
 		allowed = allowed || who.Role == quota.RoleService || who.Role == quota.RoleTenant
+	case tenantWrites:
+		allowed = allowed || who.Role == quota.RoleTenant
 	}
 	if !allowed {
 		return quota.Errorf(quota.CodeForbidden, "a %s token may not do this", who.Role)

@@ -170,6 +170,8 @@ var statusOf = map[quota.Code]int{
 	quota.CodeConflict:           http.StatusConflict,
 	quota.CodeQuotaExceeded:      http.StatusConflict,
 	quota.CodeLimitViolation:     http.StatusUnprocessableEntity,
+	quota.CodeOutsideRange:       http.StatusUnprocessableEntity,
+	quota.CodeBelowUsage:         http.StatusUnprocessableEntity,
 	quota.CodeGenerationMismatch: http.StatusPreconditionFailed,
 	quota.CodeUnauthorized:       http.StatusUnauthorized,
 	quota.CodeForbidden:          http.StatusForbidden,

@@ -325,12 +325,9 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	if err != nil {
 		return err
 	}
-	tenant := r.URL.Query().Get("tenant")
-	if who.Role == quota.RoleTenant {
-		if tenant != "" && tenant != who.Tenant {
-			return quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(tenant, 130))
-		}
-		tenant = who.Tenant
+	tenant, err := eventScope(r, who)
+	if err != nil {
+		return err
 	}
 	es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: int(limit)})
 	if err != nil {
@@ -338,12 +335,34 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	}
 	out := client.EventList{Events: make([]client.Event, 0, len(es)), Next: after}
 	for _, e := range es {
-		out.Events = append(out.Events, client.Event{Seq: e.Seq, Time: e.Time, Type: e.Type, Tenant: e.Tenant,
-			Subject: e.Subject, Actor: e.Actor, Role: string(e.Role), Reason: e.Reason, Before: e.Before, After: e.After})
+		out.Events = append(out.Events, wireEvent(e))
 		out.Next = e.Seq
 	}
 	respond(w, http.StatusOK, out)
 	return nil
+}
+
+// eventScope is the tenant whose events a caller reads: ?tenant= for
+// operators (empty for all), always its own for a tenant.
+func eventScope(r *http.Request, who quota.Actor) (string, error) {
+	tenant := r.URL.Query().Get("tenant")
+	if who.Role == quota.RoleTenant {
+		if tenant != "" && tenant != who.Tenant {
+			return "", quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(tenant, 130))
+		}
+		return who.Tenant, nil
+	}
+	if tenant != "" {
+		if err := quota.CheckID("tenant", tenant); err != nil {
+			return "", err
+		}
+	}
+	return tenant, nil
+}
+
+func wireEvent(e *quota.Event) client.Event {
+	return client.Event{Seq: e.Seq, Time: e.Time.UTC(), Type: e.Type, Tenant: e.Tenant,
+		Subject: e.Subject, Actor: e.Actor, Role: string(e.Role), Reason: e.Reason, Before: e.Before, After: e.After}
 }
 
 func wireTenant(t *quota.Tenant) client.Tenant {

@@ -241,6 +241,12 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"CreateTokenRequest": client.CreateTokenRequest{}, "Token": client.Token{}, "TokenList": client.TokenList{},
 		"Credential": client.Credential{}, "CredentialList": client.CredentialList{},
 		"Event": client.Event{}, "EventList": client.EventList{}, "Problem": client.Problem{},
+		"CreateRequestRequest": client.CreateRequestRequest{}, "Request": client.Request{}, "RequestStep": client.RequestStep{},
+		"RequestList": client.RequestList{}, "DecideRequest": client.DecideRequest{}, "Inventory": client.Inventory{},
+		"InventoryConsumer": client.InventoryConsumer{}, "Reconciliation": client.Reconciliation{},
+		"OverQuotaList": client.OverQuotaList{}, "OverQuotaTenant": client.OverQuotaTenant{}, "OverQuotaResource": client.OverQuotaResource{},
+		"UsageAt": client.UsageAt{}, "UsageResource": client.UsageResource{}, "CreateWebhookRequest": client.CreateWebhookRequest{},
+		"Webhook": client.Webhook{}, "WebhookList": client.WebhookList{}, "Thresholds": client.Thresholds{},
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {

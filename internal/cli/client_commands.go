@@ -116,7 +116,38 @@ func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout,
 	pf.StringVar(&r.token, "token", "", "API token (default $ALLOT_TOKEN)")
 	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
 	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
-		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv))
+		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv), benchCommand(r, getenv),
+		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r))
+}
+
+// readDocument reads a JSON or YAML file (- for standard input) into v,
+// refusing unknown fields.
+func (r *remote) readDocument(file string, v any) error {
+	var src []byte
+	var err error
+	if file == "-" {
+		src, err = io.ReadAll(r.stdin)
+	} else {
+		src, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return err
+	}
+	// YAML is a superset of JSON: one decoder reads both.
+	var generic any
+	if err := yaml.Unmarshal(src, &generic); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	js, err := json.Marshal(generic)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(js)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
 }
 
 // run wraps a command body so server refusals print their code and detail.
@@ -438,30 +469,9 @@ func claimsCommand(r *remote) *cobra.Command {
 	var dryRun bool
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Apply a batch of puts and deletes, all or none", Args: args(cobra.NoArgs),
 		RunE: run(func(c *cobra.Command, a []string) error {
-			var src []byte
-			var err error
-			if file == "-" {
-				src, err = io.ReadAll(r.stdin)
-			} else {
-				src, err = os.ReadFile(file)
-			}
-			if err != nil {
-				return err
-			}
 			var req client.ClaimsRequest
-			// YAML is a superset of JSON: one decoder reads both.
-			var generic any
-			if err := yaml.Unmarshal(src, &generic); err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			js, err := json.Marshal(generic)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			dec := json.NewDecoder(strings.NewReader(string(js)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				return fmt.Errorf("%s: %w", file, err)
+			if err := r.readDocument(file, &req); err != nil {
+				return err
 			}
 			req.DryRun = req.DryRun || dryRun
 			out, err := r.client().Claims(c.Context(), req)
@@ -571,8 +581,12 @@ func credentialsCommand(r *remote) *cobra.Command {
 
 func eventsCommand(r *remote) *cobra.Command {
 	var q client.EventQuery
-	c := &cobra.Command{Use: "events", Short: "Read the ledger", Args: args(cobra.NoArgs),
+	var follow bool
+	c := &cobra.Command{Use: "events", Short: "Read the ledger; --follow streams new events as they happen", Args: args(cobra.NoArgs),
 		RunE: run(func(c *cobra.Command, a []string) error {
+			if follow {
+				return r.followEvents(c.Context(), q)
+			}
 			page, err := r.client().Events(c.Context(), q)
 			if err != nil {
 				return err
@@ -588,6 +602,7 @@ func eventsCommand(r *remote) *cobra.Command {
 	c.Flags().StringVar(&q.Tenant, "tenant", "", "only this tenant's events")
 	c.Flags().Int64Var(&q.After, "after", 0, "events after this sequence number")
 	c.Flags().IntVar(&q.Limit, "limit", 0, "page size (server default 100)")
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "after the events so far, print new ones as they happen, until interrupted")
 	return c
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/sqlite"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // ServeConfig is everything `allot serve` can be told.
@@ -207,6 +208,9 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	})
 	engine.Start()
 	defer engine.Stop(context.Background())
+	deliverCtx, stopDelivering := context.WithCancel(context.Background())
+	defer stopDelivering()
+	go (&webhook.Deliverer{Store: store, Sealer: sealer, Log: log}).Run(deliverCtx)
 
 	token, err := auth.Bootstrap(ctx, engine, store, cfg.AdminToken)
 	if err != nil {

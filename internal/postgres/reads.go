@@ -164,17 +164,25 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		idFilter, filter, args = ` AND id = ANY($2)`, ` AND tenant = ANY($2)`, append(args, ids)
 	}
 	out := map[string]*quota.Tenant{}
-	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at FROM tenants WHERE region = $1`+idFilter, args...)
+	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at, thresholds::text FROM tenants WHERE region = $1`+idFilter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}
 	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
 		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
 		var created int64
-		err := r.Scan(&t.ID, &t.Name, &t.Plan, &created)
+		var thresholds *string
+		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &thresholds); err != nil {
+			return struct{}{}, err
+		}
 		t.CreatedAt = fromNanos(created)
+		if thresholds != nil {
+			if err := json.Unmarshal([]byte(*thresholds), &t.Thresholds); err != nil {
+				return struct{}{}, fmt.Errorf("tenant %s: thresholds: %w", t.ID, err)
+			}
+		}
 		out[t.ID] = t
-		return struct{}{}, err
+		return struct{}{}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)

@@ -90,15 +90,16 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region
 	b := &pgx.Batch{}
 	for _, id := range w.DeleteTenants {
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens"} {
+		b.Queue(`DELETE FROM outbox WHERE region = $1 AND webhook IN (SELECT id FROM webhooks WHERE region = $1 AND tenant = $2)`, r, id)
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks"} {
 			b.Queue(`DELETE FROM `+table+` WHERE region = $1 AND tenant = $2`, r, id)
 		}
 		b.Queue(`DELETE FROM tenants WHERE region = $1 AND id = $2`, r, id)
 	}
 	for _, tn := range w.CreateTenants {
-		b.Queue(`INSERT INTO tenants (region, id, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan`,
-			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt))
+		b.Queue(`INSERT INTO tenants (region, id, name, plan, created_at, thresholds) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds`,
+			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds))
 	}
 	for _, q := range w.Quotas {
 		var min, max *int64
@@ -152,10 +153,14 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 				sealed = excluded.sealed, created_at = excluded.created_at, revoked_at = excluded.revoked_at`,
 			r, tok.Name, string(tok.Role), tok.Tenant, tok.Hash, tok.Sealed, nanos(tok.CreatedAt), nullNanos(tok.RevokedAt))
 	}
+	t.queueLifecycle(b, w)
 	if err := t.t.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("writing: %w", err)
 	}
-	return t.appendEvents(ctx, w.Events)
+	if err := t.appendEvents(ctx, w.Events); err != nil {
+		return err
+	}
+	return t.queueDeliveries(ctx, w)
 }
 
 // consumerColumnsOf holds consumers column by column, for unnest.

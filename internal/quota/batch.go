@@ -20,6 +20,9 @@ type workset struct {
 	consumers map[ConsumerKey]*Consumer // nil: does not exist
 	tokens    map[string]*Token         // nil: does not exist
 	counts    map[string]int64          // consumers per tenant, for tenants about to be deleted
+	requests  map[string]*Request       // by ID: those named and every pending one of the tenants
+	listed    map[string][]*Consumer    // reconcile: a tenant's consumers of the kinds covered
+	webhooks  map[string]*Webhook       // every subscription; nil: deleted
 
 	dirtyTenants   map[string]bool
 	deletedTenants map[string]bool
@@ -28,6 +31,8 @@ type workset struct {
 	dirtyConsumers map[ConsumerKey]bool
 	dirtyUsage     map[[2]string]bool
 	dirtyTokens    map[string]bool
+	dirtyRequests  map[string]bool
+	dirtyWebhooks  map[string]bool
 	events         []*Event
 
 	undo []func()
@@ -38,13 +43,21 @@ func load(ctx context.Context, tx Tx, cat *Catalog, now time.Time, batch []*requ
 	tenantSet := map[string]bool{}
 	keySet := map[ConsumerKey]bool{}
 	tokenSet := map[string]bool{}
-	var deleting []string
+	var deleting, requestIDs []string
+	var reconciles []Op
 	for _, r := range batch {
 		for _, op := range r.change.Ops {
 			if op.Tenant != "" {
 				tenantSet[op.Tenant] = true
 			}
 			switch op.Type {
+			case OpDecide:
+				requestIDs = append(requestIDs, op.ID)
+			case OpReconcile:
+				reconciles = append(reconciles, op)
+				for _, item := range op.Inventory {
+					keySet[ConsumerKey{op.Tenant, item.ID}] = true
+				}
 			case OpPutConsumer, OpDeleteConsumer, OpExpireConsumer:
 				keySet[ConsumerKey{op.Tenant, op.Consumer}] = true
 			case OpPutToken:
@@ -65,6 +78,23 @@ func load(ctx context.Context, tx Tx, cat *Catalog, now time.Time, batch []*requ
 	if err != nil {
 		return nil, err
 	}
+	var tokens map[string]*Token
+	if len(tokenSet) > 0 {
+		if tokens, err = tx.Tokens(ctx, sortedKeys(tokenSet)); err != nil {
+			return nil, err
+		}
+	}
+	listed := map[string][]*Consumer{}
+	for _, op := range reconciles {
+		cs, err := tx.TenantConsumers(ctx, op.Tenant, op.Kinds)
+		if err != nil {
+			return nil, err
+		}
+		listed[op.Tenant] = cs
+		for _, c := range cs {
+			keySet[c.Key()] = true
+		}
+	}
 	keys := make([]ConsumerKey, 0, len(keySet))
 	for k := range keySet {
 		keys = append(keys, k)
@@ -73,19 +103,26 @@ func load(ctx context.Context, tx Tx, cat *Catalog, now time.Time, batch []*requ
 	if err != nil {
 		return nil, err
 	}
-	var tokens map[string]*Token
-	if len(tokenSet) > 0 {
-		if tokens, err = tx.Tokens(ctx, sortedKeys(tokenSet)); err != nil {
-			return nil, err
-		}
+	requests, err := tx.Requests(ctx, ids, requestIDs)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := tx.Webhooks(ctx)
+	if err != nil {
+		return nil, err
 	}
 	ws := &workset{
 		cat: cat, now: now,
 		tenants: map[string]*Tenant{}, usage: map[string]map[string]int64{},
 		consumers: map[ConsumerKey]*Consumer{}, tokens: map[string]*Token{}, counts: map[string]int64{},
+		requests: requests, listed: listed, webhooks: map[string]*Webhook{},
 		dirtyTenants: map[string]bool{}, deletedTenants: map[string]bool{},
 		dirtyQuotas: map[[2]string]bool{}, dirtyLimits: map[[2]string]bool{},
 		dirtyConsumers: map[ConsumerKey]bool{}, dirtyUsage: map[[2]string]bool{}, dirtyTokens: map[string]bool{},
+		dirtyRequests: map[string]bool{}, dirtyWebhooks: map[string]bool{},
+	}
+	for _, h := range hooks {
+		ws.webhooks[h.ID] = h
 	}
 	for _, id := range ids {
 		ws.tenants[id] = tenants[id]
@@ -115,6 +152,12 @@ func load(ctx context.Context, tx Tx, cat *Catalog, now time.Time, batch []*requ
 // the change is undone before it returns.
 func (ws *workset) run(ch Change) (*Result, error) {
 	mark, events := len(ws.undo), len(ws.events)
+	before := map[string]levels{}
+	for _, op := range ch.Ops {
+		if _, ok := before[op.Tenant]; !ok && op.Tenant != "" {
+			before[op.Tenant] = ws.levels(op.Tenant)
+		}
+	}
 	res := &Result{Ops: make([]OpResult, len(ch.Ops))}
 	for i, op := range ch.Ops {
 		r, err := ws.apply(ch, op)
@@ -129,6 +172,8 @@ func (ws *workset) run(ch Change) (*Result, error) {
 	}
 	if ch.DryRun {
 		ws.rollback(mark, events)
+	} else {
+		ws.notify(ch, before)
 	}
 	return res, nil
 }
@@ -220,6 +265,18 @@ func (ws *workset) apply(ch Change, op Op) (OpResult, error) {
 		return ws.putToken(ch, op)
 	case OpRevokeToken:
 		return ws.revokeToken(ch, op)
+	case OpRequest:
+		return ws.request(ch, op)
+	case OpDecide:
+		return ws.decide(ch, op)
+	case OpReconcile:
+		return ws.reconcile(ch, op)
+	case OpPutWebhook:
+		return ws.putWebhook(ch, op)
+	case OpDeleteWebhook:
+		return ws.deleteWebhook(ch, op)
+	case OpSetThresholds:
+		return ws.setThresholds(ch, op)
 	}
 	return OpResult{}, Errorf(CodeInvalid, "unknown operation %q", op.Type)
 }
@@ -249,7 +306,7 @@ func (ws *workset) putConsumer(ch Change, op Op) (OpResult, error) {
 			}
 		}
 	}
-	if err := ws.cat.CheckLimits(t, k, changed); err != nil {
+	if err := ws.cat.CheckLimits(t, k, changed); err != nil && !op.force {
 		return OpResult{}, err
 	}
 	fp, err := FootprintOf(k, op.Spec.State, attrs)
@@ -269,7 +326,11 @@ func (ws *workset) putConsumer(ch Change, op Op) (OpResult, error) {
 		}
 	}
 	delta := Delta(oldFP, fp)
-	if err := ws.cat.CheckQuotas(t, ws.usage[op.Tenant], delta); err != nil {
+	if op.force {
+		if err := checkOverflow(ws.usage[op.Tenant], delta); err != nil {
+			return OpResult{}, err
+		}
+	} else if err := ws.cat.CheckQuotas(t, ws.usage[op.Tenant], delta); err != nil {
 		return OpResult{}, err
 	}
 	c := &Consumer{
@@ -471,6 +532,32 @@ func (ws *workset) writes() *Writes {
 	for name := range ws.dirtyTokens {
 		if t := ws.tokens[name]; t != nil {
 			w.PutTokens = append(w.PutTokens, t)
+		}
+	}
+	for id := range ws.dirtyRequests {
+		if r := ws.requests[id]; r != nil && !ws.deletedTenants[r.Tenant] {
+			w.PutRequests = append(w.PutRequests, r)
+		}
+	}
+	for id := range ws.dirtyWebhooks {
+		if h := ws.webhooks[id]; h != nil {
+			w.PutWebhooks = append(w.PutWebhooks, h)
+		} else {
+			w.DeleteWebhooks = append(w.DeleteWebhooks, id)
+		}
+	}
+	// The outbox: each event for each subscription that wants it.
+	hooks := make([]*Webhook, 0, len(ws.webhooks))
+	for _, id := range sortedKeys(ws.webhooks) {
+		if h := ws.webhooks[id]; h != nil {
+			hooks = append(hooks, h)
+		}
+	}
+	for i, e := range ws.events {
+		for _, h := range hooks {
+			if h.Matches(e) {
+				w.Deliveries = append(w.Deliveries, DeliveryRow{Webhook: h.ID, Event: i, Tenant: e.Tenant})
+			}
 		}
 	}
 	return w

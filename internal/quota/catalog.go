@@ -46,6 +46,9 @@ type Catalog struct {
 	Resources []*Resource // in catalog order
 	Kinds     []*Kind     // in catalog order
 	Plans     map[string]*Plan
+	// Thresholds are the percentages of a hard quota whose crossing is
+	// notified, unless a plan or the tenant sets its own.
+	Thresholds []int64
 	// Dialects maps, per API dialect, the dialect's field names to what
 	// feeds them. Each dialect validates its own map.
 	Dialects map[string]map[string]string
@@ -114,6 +117,7 @@ type UsageTerm struct {
 // Plan is a named set of defaults a tenant starts from.
 type Plan struct {
 	Name        string
+	Thresholds  []int64          // nil: the catalog's
 	Quotas      map[string]int64 // resource → hard
 	Requestable map[string]Range // resource → range
 	Limits      map[string]Range // "kind.limit" → range
@@ -157,9 +161,10 @@ func (k *Kind) IsLive(s string) bool { return slices.Contains(k.LiveStates, s) }
 // The YAML shape of a catalog file. Maps whose order matters are decoded as
 // ordered lists of key/value pairs.
 type catalogFile struct {
-	Services ordered[serviceFile]         `yaml:"services"`
-	Plans    ordered[planFile]            `yaml:"plans"`
-	Dialects map[string]map[string]string `yaml:"dialects"`
+	Services   ordered[serviceFile]         `yaml:"services"`
+	Thresholds []int64                      `yaml:"thresholds"`
+	Plans      ordered[planFile]            `yaml:"plans"`
+	Dialects   map[string]map[string]string `yaml:"dialects"`
 }
 
 type serviceFile struct {
@@ -192,6 +197,7 @@ type attributeFile struct {
 }
 
 type planFile struct {
+	Thresholds  []int64            `yaml:"thresholds"`
 	Quotas      map[string]int64   `yaml:"quotas"`
 	Requestable map[string][]int64 `yaml:"requestable"`
 	Limits      map[string][]int64 `yaml:"limits"`
@@ -263,6 +269,13 @@ func ParseCatalog(src []byte) (*Catalog, error) {
 	}
 	if len(f.Services) == 0 {
 		return nil, errors.New("catalog: services: at least one service is required")
+	}
+	c.Thresholds = []int64{80, 100}
+	if f.Thresholds != nil {
+		if err := CheckThresholds(f.Thresholds); err != nil {
+			return nil, fmt.Errorf("catalog: thresholds: %w", err)
+		}
+		c.Thresholds = f.Thresholds
 	}
 	for _, sp := range f.Services {
 		if err := c.addService(sp.Key, sp.Value); err != nil {
@@ -475,6 +488,12 @@ func (c *Catalog) addPlan(name string, f planFile) error {
 		return fmt.Errorf("%s: invalid name", at)
 	}
 	p := &Plan{Name: name, Quotas: map[string]int64{}, Requestable: map[string]Range{}, Limits: map[string]Range{}}
+	if f.Thresholds != nil {
+		if err := CheckThresholds(f.Thresholds); err != nil {
+			return fmt.Errorf("%s.thresholds: %w", at, err)
+		}
+		p.Thresholds = f.Thresholds
+	}
 	for res, hard := range f.Quotas {
 		if c.resources[res] == nil {
 			return fmt.Errorf("%s.quotas.%s: unknown resource", at, res)

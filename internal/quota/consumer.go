@@ -172,6 +172,17 @@ func (c *Catalog) CheckQuotas(t *Tenant, used map[string]int64, delta Footprint)
 	return &Error{Code: CodeQuotaExceeded, Message: "quota exceeded", Violations: vs}
 }
 
+// checkOverflow refuses a delta that would overflow usage, for writes that
+// are not held to quotas.
+func checkOverflow(used map[string]int64, delta Footprint) error {
+	for r, d := range delta {
+		if _, ok := add(used[r], d); !ok {
+			return Errorf(CodeInvalid, "the usage of %s would overflow", r)
+		}
+	}
+	return nil
+}
+
 // ApplyDelta adds delta to used, returning the resources it changed. Callers
 // check quotas first; an overflow here (only possible for an unchecked
 // shrink-to-grow sequence) saturates rather than wraps.

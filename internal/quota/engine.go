@@ -22,12 +22,22 @@ const (
 	OpDeleteTenant   OpType = "delete_tenant"
 	OpPutToken       OpType = "put_token"
 	OpRevokeToken    OpType = "revoke_token"
+	OpRequest        OpType = "request"        // ask for a new hard quota
+	OpDecide         OpType = "decide"         // approve or deny a request
+	OpReconcile      OpType = "reconcile"      // make consumers equal an inventory
+	OpPutWebhook     OpType = "put_webhook"    // subscribe
+	OpDeleteWebhook  OpType = "delete_webhook" // unsubscribe
+	OpSetThresholds  OpType = "set_thresholds" // a tenant's warning thresholds
 )
 
 // exclusive ops change tenants or tokens wholesale; each runs in a batch of
 // its own so that no other change of the batch can interleave with it.
 func (t OpType) exclusive() bool {
-	return t == OpCreateTenant || t == OpDeleteTenant || t == OpPutToken || t == OpRevokeToken
+	switch t {
+	case OpCreateTenant, OpDeleteTenant, OpPutToken, OpRevokeToken, OpReconcile, OpPutWebhook, OpDeleteWebhook:
+		return true
+	}
+	return false
 }
 
 // Op is one change. Which fields count depends on Type.
@@ -52,7 +62,19 @@ type Op struct {
 	Token   *Token // put_token
 	Replace bool   // put_token: replace a token of the same name (the bootstrap admin token)
 
-	kind *Kind // put: resolved by validate
+	Value   int64  // request: the hard quota asked for
+	ID      string // request (assigned by the engine), decide, delete_webhook
+	Approve bool   // decide
+	Comment string // decide
+
+	Kinds     []string        // reconcile: the kinds the inventory covers
+	Inventory []InventoryItem // reconcile: every consumer of those kinds that exists
+
+	Webhook    *Webhook // put_webhook
+	Thresholds []int64  // set_thresholds; nil: back to the plan's
+
+	kind  *Kind // put: resolved by validate
+	force bool  // put during reconcile: reality wins over quotas and limits
 }
 
 // Change is one caller's request: its ops succeed together or not at all.
@@ -76,6 +98,9 @@ type OpResult struct {
 	Tenant    *Tenant          // tenant ops, set_quota, set_limit: after
 	Usage     map[string]int64 // the tenant's usage after the op
 	OverQuota bool             // set_quota: usage is above the new hard quota
+	Request   *Request         // request, decide
+	Reconcile *ReconcileResult // reconcile
+	Webhook   *Webhook         // put_webhook, delete_webhook
 }
 
 // Observer receives what the engine does, for metrics. All methods must be
@@ -114,8 +139,11 @@ type Engine struct {
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
-	queue  chan *request
-	done   chan struct{}
+
+	commitMu  sync.Mutex
+	committed chan struct{} // closed and replaced after each commit
+	queue     chan *request
+	done      chan struct{}
 }
 
 type request struct {
@@ -151,7 +179,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return &Engine{
 		cfg: cfg, store: cfg.Store, cat: cfg.Catalog, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
 		queue: make(chan *request, cfg.QueueSize),
-		done:  make(chan struct{}),
+		done:  make(chan struct{}), committed: make(chan struct{}),
 	}
 }
 
@@ -187,6 +215,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Committed returns a channel closed at the next commit of this engine:
+// a stream of the ledger waits on it instead of polling.
+func (e *Engine) Committed() <-chan struct{} {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	return e.committed
 }
 
 // Do validates a change, queues it and waits for its outcome. Errors are
@@ -254,7 +290,7 @@ func (e *Engine) validateOp(op *Op) *Error {
 		errors.As(err, &qe)
 		return qe
 	}
-	if op.Type != OpPutToken && op.Type != OpRevokeToken || op.Tenant != "" {
+	if (op.Type != OpPutToken && op.Type != OpRevokeToken && op.Type != OpPutWebhook && op.Type != OpDeleteWebhook) || op.Tenant != "" {
 		if err := CheckID("tenant", op.Tenant); err != nil {
 			return asError(err)
 		}
@@ -321,6 +357,70 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if err := CheckID("token name", op.Name); err != nil {
 			return asError(err)
 		}
+	case OpRequest:
+		if e.cat.Resource(op.Resource) == nil {
+			return Errorf(CodeInvalid, "unknown resource %q", truncate(op.Resource, 140))
+		}
+		if op.Value < 0 {
+			return Errorf(CodeInvalid, "value must be a non-negative integer")
+		}
+		op.ID = newID("req-")
+	case OpDecide:
+		if err := CheckID("request", op.ID); err != nil {
+			return asError(err)
+		}
+		if len(op.Comment) > 1024 {
+			return Errorf(CodeInvalid, "comment is longer than 1024 bytes")
+		}
+	case OpReconcile:
+		if len(op.Kinds) == 0 {
+			return Errorf(CodeInvalid, "kinds: name the kinds the inventory covers")
+		}
+		for _, k := range op.Kinds {
+			if e.cat.Kind(k) == nil {
+				return Errorf(CodeInvalid, "kinds: unknown kind %q", truncate(k, 140))
+			}
+		}
+		seen := make(map[string]bool, len(op.Inventory))
+		for i := range op.Inventory {
+			item := &op.Inventory[i]
+			if err := CheckID("consumer", item.ID); err != nil {
+				return asError(err)
+			}
+			if seen[item.ID] {
+				return Errorf(CodeInvalid, "consumer %s is listed twice", item.ID)
+			}
+			seen[item.ID] = true
+			if !slices.Contains(op.Kinds, item.Spec.Kind) {
+				return Errorf(CodeInvalid, "consumer %s is a %q, which kinds does not list", item.ID, truncate(item.Spec.Kind, 140))
+			}
+			item.Spec.TTL = 0
+			k, attrs, err := e.cat.Normalize(item.Spec)
+			if err != nil {
+				return asError(err)
+			}
+			item.kind, item.Spec.Attributes = k, attrs
+		}
+	case OpPutWebhook:
+		h := op.Webhook
+		if h == nil || h.URL == "" || len(h.Sealed) == 0 {
+			return Errorf(CodeInvalid, "a webhook needs a URL and a secret")
+		}
+		if h.Tenant != "" {
+			if err := CheckID("tenant", h.Tenant); err != nil {
+				return asError(err)
+			}
+		}
+		h.ID = newID("wh-")
+		op.Tenant = h.Tenant
+	case OpDeleteWebhook:
+		if err := CheckID("webhook", op.ID); err != nil {
+			return asError(err)
+		}
+	case OpSetThresholds:
+		if err := CheckThresholds(op.Thresholds); err != nil {
+			return Errorf(CodeInvalid, "thresholds: %v", err)
+		}
 	default:
 		return Errorf(CodeInvalid, "unknown operation %q", truncate(string(op.Type), 40))
 	}
@@ -383,6 +483,12 @@ func (e *Engine) commit(batch []*request) {
 		return tx.Apply(ctx, w)
 	})
 	e.obs.Batch(len(batch), time.Since(start), err)
+	if err == nil {
+		e.commitMu.Lock()
+		close(e.committed)
+		e.committed = make(chan struct{})
+		e.commitMu.Unlock()
+	}
 	if err != nil {
 		e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
 		for _, r := range batch {

@@ -22,6 +22,8 @@ const (
 	CodeTooLarge           Code = "body_too_large"
 	CodeOverloaded         Code = "overloaded"  // the write queue is full; retry
 	CodeUnavailable        Code = "unavailable" // the store failed or allot is stopping; retry
+	CodeOutsideRange       Code = "outside_requestable_range"
+	CodeBelowUsage         Code = "below_usage"
 	CodeInternal           Code = "internal"
 )
 

@@ -28,6 +28,19 @@ type Store interface {
 	Token(ctx context.Context, name string) (*Token, error) // CodeNotFound if absent
 	Tokens(ctx context.Context) ([]*Token, error)
 	Events(ctx context.Context, f EventFilter) ([]*Event, error)
+	Requests(ctx context.Context, f RequestFilter) ([]*Request, error)
+	Request(ctx context.Context, tenant, id string) (*Request, error) // CodeNotFound if absent
+	Webhooks(ctx context.Context) ([]*Webhook, error)
+	// AllUsage answers the usage of every tenant, in one read.
+	AllUsage(ctx context.Context) (map[string]map[string]int64, error)
+
+	// LeaseDeliveries takes up to limit webhook deliveries that are due at
+	// now and first in line for their webhook and tenant, and hides them
+	// from every other caller (any process) for lease.
+	LeaseDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
+	// FinishDelivery records an attempt: delivered (the delivery is gone),
+	// or failed with the time of the next attempt (zero: give up).
+	FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error
 
 	// Ping reports whether the store is reachable and migrated.
 	Ping(ctx context.Context) error
@@ -45,6 +58,12 @@ type Tx interface {
 	// CountConsumers counts a locked tenant's consumers.
 	CountConsumers(ctx context.Context, tenant string) (int64, error)
 	Tokens(ctx context.Context, names []string) (map[string]*Token, error)
+	// Requests returns the requests named by ids and every pending request
+	// of the (locked) tenants.
+	Requests(ctx context.Context, tenants, ids []string) (map[string]*Request, error)
+	// TenantConsumers lists a locked tenant's consumers of the given kinds.
+	TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*Consumer, error)
+	Webhooks(ctx context.Context) ([]*Webhook, error)
 	Apply(ctx context.Context, w *Writes) error
 }
 
@@ -58,13 +77,27 @@ type Writes struct {
 	PutConsumers    []*Consumer
 	Usage           []UsageRow
 	PutTokens       []*Token
+	PutRequests     []*Request
+	PutWebhooks     []*Webhook
+	DeleteWebhooks  []string
 	Events          []*Event
+	// Deliveries queue events for webhooks (the outbox), in the same
+	// transaction as the events.
+	Deliveries []DeliveryRow
+}
+
+// DeliveryRow queues Events[Event] for a webhook.
+type DeliveryRow struct {
+	Webhook string
+	Event   int // index into Writes.Events
+	Tenant  string
 }
 
 // Empty reports whether w changes nothing.
 func (w *Writes) Empty() bool {
 	return len(w.DeleteTenants)+len(w.CreateTenants)+len(w.Quotas)+len(w.Limits)+
-		len(w.DeleteConsumers)+len(w.PutConsumers)+len(w.Usage)+len(w.PutTokens)+len(w.Events) == 0
+		len(w.DeleteConsumers)+len(w.PutConsumers)+len(w.Usage)+len(w.PutTokens)+len(w.Events)+
+		len(w.PutRequests)+len(w.PutWebhooks)+len(w.DeleteWebhooks) == 0
 }
 
 // QuotaRow sets one tenant override of a resource.
@@ -110,6 +143,13 @@ type Event struct {
 	Reason  string          `json:"reason,omitempty"`
 	Before  json.RawMessage `json:"before,omitempty"`
 	After   json.RawMessage `json:"after,omitempty"`
+}
+
+// RequestFilter selects requests, newest first.
+type RequestFilter struct {
+	Tenant string // "" for all
+	Status string // "" for any
+	Limit  int
 }
 
 // EventFilter selects a page of the ledger in sequence order.

@@ -1,6 +1,8 @@
 package quota
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -31,6 +33,9 @@ type Tenant struct {
 	// catalog defaults.
 	Quotas map[string]QuotaOverride // by resource
 	Limits map[string]Range         // by "kind.limit"
+	// Thresholds of its own (percentages of each hard quota); nil: the
+	// plan's or the catalog's.
+	Thresholds []int64
 }
 
 // QuotaOverride is a tenant's own hard quota and, optionally, requestable
@@ -67,6 +72,34 @@ func (c *Catalog) Requestable(t *Tenant, res *Resource) Range {
 		}
 	}
 	return res.Requestable
+}
+
+// TenantThresholds are the tenant's effective warning thresholds.
+func (c *Catalog) TenantThresholds(t *Tenant) []int64 {
+	if t.Thresholds != nil {
+		return t.Thresholds
+	}
+	if p := c.Plans[t.Plan]; p != nil && p.Thresholds != nil {
+		return p.Thresholds
+	}
+	return c.Thresholds
+}
+
+// CheckThresholds validates a list of warning thresholds: percentages from
+// 1 to 1000, strictly ascending, at most 10.
+func CheckThresholds(ts []int64) error {
+	if len(ts) > 10 {
+		return errors.New("at most 10 thresholds")
+	}
+	for i, v := range ts {
+		if v < 1 || v > 1000 {
+			return fmt.Errorf("%d is not a percentage from 1 to 1000", v)
+		}
+		if i > 0 && v <= ts[i-1] {
+			return errors.New("thresholds must be strictly ascending")
+		}
+	}
+	return nil
 }
 
 // Limit is the tenant's effective per-object limit of a kind.

@@ -70,13 +70,19 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 	err := queryRows(ctx, q, func(r *sql.Rows) error {
 		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
 		var created int64
-		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created); err != nil {
+		var thresholds sql.NullString
+		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &thresholds); err != nil {
 			return err
 		}
 		t.CreatedAt = fromNanos(created)
+		if thresholds.Valid {
+			if err := json.Unmarshal([]byte(thresholds.String), &t.Thresholds); err != nil {
+				return fmt.Errorf("tenant %s: thresholds: %w", t.ID, err)
+			}
+		}
 		out[t.ID] = t
 		return nil
-	}, `SELECT id, name, plan, created_at FROM tenants WHERE region = ?`+idFilter, args...)
+	}, `SELECT id, name, plan, created_at, thresholds FROM tenants WHERE region = ?`+idFilter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}

@@ -83,7 +83,10 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) error {
 func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region
 	for _, id := range w.DeleteTenants {
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens"} {
+		if err := t.exec(ctx, `DELETE FROM outbox WHERE region = ? AND webhook IN (SELECT id FROM webhooks WHERE region = ? AND tenant = ?)`, r, r, id); err != nil {
+			return fmt.Errorf("deleting tenant %s: %w", id, err)
+		}
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks"} {
 			if err := t.exec(ctx, `DELETE FROM `+table+` WHERE region = ? AND tenant = ?`, r, id); err != nil {
 				return fmt.Errorf("deleting tenant %s: %w", id, err)
 			}
@@ -93,9 +96,9 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 		}
 	}
 	for _, tn := range w.CreateTenants {
-		err := t.exec(ctx, `INSERT INTO tenants (region, id, name, plan, created_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan`,
-			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt))
+		err := t.exec(ctx, `INSERT INTO tenants (region, id, name, plan, created_at, thresholds) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds`,
+			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds))
 		if err != nil {
 			return fmt.Errorf("writing tenant %s: %w", tn.ID, err)
 		}
@@ -169,7 +172,13 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing token: %w", err)
 		}
 	}
-	return t.appendEvents(ctx, w.Events)
+	if err := t.applyLifecycle(ctx, w); err != nil {
+		return err
+	}
+	if err := t.appendEvents(ctx, w.Events); err != nil {
+		return err
+	}
+	return t.queueDeliveries(ctx, w)
 }
 
 // consumerRow is a consumer as the bulk insert reads it: a JSON array

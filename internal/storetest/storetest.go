@@ -45,6 +45,11 @@ func Run(t *testing.T, opener Opener) {
 		{"RaceForTheLastSlots", testRace},
 		{"TwoProcesses", testTwoProcesses},
 		{"ListConsumers", testListConsumers},
+		{"RequestPolicy", testRequestPolicy},
+		{"Thresholds", testThresholds},
+		{"Reconcile", testReconcile},
+		{"LedgerReplay", testLedgerReplay},
+		{"Outbox", testOutbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +59,7 @@ func Run(t *testing.T, opener Opener) {
 			for _, id := range h.tenantsSeen() {
 				CheckInvariants(t, h.store, id)
 			}
+			CheckLedger(t, h.store)
 		})
 	}
 }

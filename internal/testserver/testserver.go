@@ -15,6 +15,7 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/sqlite"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // AdminToken is the admin token every test server accepts.
@@ -71,10 +72,19 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	deliverCtx, stopDelivering := context.WithCancel(context.Background())
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		(&webhook.Deliverer{Store: st, Sealer: sealer, Log: o.Logger, Now: o.Now, Poll: 20 * time.Millisecond,
+			Backoff: func(n int) time.Duration { return min(10*time.Millisecond<<n, 200*time.Millisecond) }}).Run(deliverCtx)
+	}()
 	hs := httptest.NewServer(server.New(server.Deps{
 		Engine: engine, Store: st, Region: "local", Logger: o.Logger, Metrics: metrics, Sealer: sealer, Now: o.Now,
 	}))
 	t.Cleanup(func() {
+		stopDelivering()
+		<-delivered
 		hs.Close()
 		engine.Stop(context.Background())
 		st.Close()

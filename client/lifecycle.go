@@ -1,0 +1,205 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CreateRequest asks for a tenant's hard quota of a resource to become a
+// value. A resource whose policy is auto is changed at once (the request
+// answers approved); otherwise the request is pending until an admin
+// decides. Asking again for the same value returns the open request.
+func (c *Client) CreateRequest(ctx context.Context, tenant string, req CreateRequestRequest) (*Request, error) {
+	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests", nil, nil, req)
+}
+
+// Requests lists a tenant's requests, newest first; status "" for all.
+// tenant "" lists the requests of every tenant (operators only).
+func (c *Client) Requests(ctx context.Context, tenant, status string) ([]Request, error) {
+	path := "/api/v1/requests"
+	if tenant != "" {
+		path = "/api/v1/tenants/" + esc(tenant) + "/requests"
+	}
+	var q url.Values
+	if status != "" {
+		q = url.Values{"status": {status}}
+	}
+	l, err := call[RequestList](ctx, c, "GET", path, q, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Requests, nil
+}
+
+// Request reads one request with its history.
+func (c *Client) Request(ctx context.Context, tenant, id string) (*Request, error) {
+	return call[Request](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id), nil, nil, nil)
+}
+
+// ApproveRequest approves a pending request and applies its value.
+func (c *Client) ApproveRequest(ctx context.Context, tenant, id, comment string) (*Request, error) {
+	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id)+"/approve", nil, nil, DecideRequest{Comment: comment})
+}
+
+// DenyRequest denies a pending request.
+func (c *Client) DenyRequest(ctx context.Context, tenant, id, comment string) (*Request, error) {
+	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id)+"/deny", nil, nil, DecideRequest{Comment: comment})
+}
+
+// Reconcile makes allot's consumers of inv.Kinds equal to what exists,
+// regardless of quotas, and answers what changed.
+func (c *Client) Reconcile(ctx context.Context, tenant string, inv Inventory, dryRun bool) (*Reconciliation, error) {
+	var q url.Values
+	if dryRun {
+		q = url.Values{"dry_run": {"true"}}
+	}
+	return call[Reconciliation](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/inventory", q, nil, inv)
+}
+
+// OverQuota lists the tenants whose usage exceeds a hard quota.
+func (c *Client) OverQuota(ctx context.Context) ([]OverQuotaTenant, error) {
+	l, err := call[OverQuotaList](ctx, c, "GET", "/api/v1/overquota", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Tenants, nil
+}
+
+// UsageAt answers a tenant's usage and hard quotas as they were at a moment.
+func (c *Client) UsageAt(ctx context.Context, tenant string, at time.Time) (*UsageAt, error) {
+	q := url.Values{"at": {at.UTC().Format(time.RFC3339Nano)}}
+	return call[UsageAt](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/usage", q, nil, nil)
+}
+
+// Thresholds reads a tenant's effective warning thresholds.
+func (c *Client) Thresholds(ctx context.Context, tenant string) ([]int64, error) {
+	t, err := call[Thresholds](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/thresholds", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return t.Thresholds, nil
+}
+
+// SetThresholds sets a tenant's warning thresholds; nil returns it to its
+// plan's.
+func (c *Client) SetThresholds(ctx context.Context, tenant string, thresholds []int64) ([]int64, error) {
+	t, err := call[Thresholds](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/thresholds", nil, nil, Thresholds{Thresholds: thresholds})
+	if err != nil {
+		return nil, err
+	}
+	return t.Thresholds, nil
+}
+
+// CreateWebhook subscribes a URL to events.
+func (c *Client) CreateWebhook(ctx context.Context, req CreateWebhookRequest) (*Webhook, error) {
+	return call[Webhook](ctx, c, "POST", "/api/v1/webhooks", nil, nil, req)
+}
+
+// Webhooks lists the subscriptions.
+func (c *Client) Webhooks(ctx context.Context) ([]Webhook, error) {
+	l, err := call[WebhookList](ctx, c, "GET", "/api/v1/webhooks", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Webhooks, nil
+}
+
+// DeleteWebhook removes a subscription and its pending deliveries.
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/webhooks/"+esc(id), nil, nil, nil, nil)
+}
+
+// StreamEvents follows the ledger from after on (tenant "" for all the
+// caller may see), calling fn for each event in order. When the connection
+// drops it reconnects with Last-Event-ID, so fn sees every event exactly
+// once. It returns when ctx ends, fn fails, or the server refuses.
+// WithTimeout does not apply to the stream.
+func (c *Client) StreamEvents(ctx context.Context, tenant string, after int64, fn func(Event) error) error {
+	for {
+		err := c.streamOnce(ctx, tenant, &after, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, refused := err.(*Error); refused || err != nil && !isStreamBreak(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// streamBreak marks a stream that ended for network reasons: reconnect.
+type streamBreak struct{ err error }
+
+func (e streamBreak) Error() string { return "allot: the event stream broke: " + e.err.Error() }
+func (e streamBreak) Unwrap() error { return e.err }
+
+func isStreamBreak(err error) bool { _, ok := err.(streamBreak); return ok }
+
+func (c *Client) streamOnce(ctx context.Context, tenant string, after *int64, fn func(Event) error) error {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/events/stream?"+q.Encode(), nil)
+	if err != nil {
+		return fmt.Errorf("allot: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", strconv.FormatInt(*after, 10))
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return streamBreak{err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, &e.Problem) != nil || e.Problem.Code == "" {
+			e.Problem = Problem{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Detail: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, snippet(data))}
+		}
+		return e
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data != "" {
+				var e Event
+				if err := json.Unmarshal([]byte(data), &e); err != nil {
+					return fmt.Errorf("allot: an event of the stream does not decode: %w", err)
+				}
+				if e.Seq > *after { // never twice, whatever the server sends
+					if err := fn(e); err != nil {
+						return err
+					}
+					*after = e.Seq
+				}
+			}
+			data = ""
+		case strings.HasPrefix(line, "data: "):
+			data += line[6:]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return streamBreak{err}
+	}
+	return streamBreak{io.ErrUnexpectedEOF}
+}

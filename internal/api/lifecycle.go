@@ -1,0 +1,393 @@
+package api
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/webhook"
+)
+
+// Quota lifecycle: requests for a new hard quota, reconciliation with the
+// real inventory, warning thresholds and webhooks.
+
+func (a *API) createRequest(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.CreateRequestRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Value == nil {
+		return quota.Errorf(quota.CodeInvalid, "value is required")
+	}
+	if len(req.Reason) > 1024 || !utf8.ValidString(req.Reason) {
+		return quota.Errorf(quota.CodeInvalid, "reason must be valid UTF-8 of at most 1024 bytes")
+	}
+	res, err := a.engine.Do(r.Context(), quota.Change{Actor: who, Reason: req.Reason, Ops: []quota.Op{{
+		Type: quota.OpRequest, Tenant: r.PathValue("tenant"), Resource: req.Resource, Value: *req.Value,
+	}}})
+	if err != nil {
+		return err
+	}
+	o := res.Ops[0]
+	status := http.StatusOK // the same open request again
+	if o.Created {
+		status = http.StatusCreated
+	}
+	respond(w, status, wireRequest(o.Request))
+	return nil
+}
+
+func (a *API) listRequests(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	status := r.URL.Query().Get("status")
+	switch quota.RequestStatus(status) {
+	case "", quota.RequestPending, quota.RequestApproved, quota.RequestDenied, quota.RequestSuperseded:
+	default:
+		return quota.Errorf(quota.CodeInvalid, "status must be pending, approved, denied or superseded")
+	}
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	tenant := r.PathValue("tenant")
+	if tenant != "" {
+		if _, err := a.store.Tenant(r.Context(), tenant); err != nil {
+			return err
+		}
+	}
+	rs, err := a.store.Requests(r.Context(), quota.RequestFilter{Tenant: tenant, Status: status, Limit: int(limit)})
+	if err != nil {
+		return err
+	}
+	out := client.RequestList{Requests: make([]client.Request, 0, len(rs))}
+	for _, x := range rs {
+		out.Requests = append(out.Requests, wireRequest(x))
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getRequest(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	x, err := a.store.Request(r.Context(), r.PathValue("tenant"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, wireRequest(x))
+	return nil
+}
+
+func (a *API) approveRequest(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	return a.decide(w, r, who, true)
+}
+
+func (a *API) denyRequest(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	return a.decide(w, r, who, false)
+}
+
+func (a *API) decide(w http.ResponseWriter, r *http.Request, who quota.Actor, approve bool) error {
+	var req client.DecideRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if !utf8.ValidString(req.Comment) {
+		return quota.Errorf(quota.CodeInvalid, "comment must be valid UTF-8")
+	}
+	res, err := a.do(r, who, false, quota.Op{Type: quota.OpDecide, Tenant: r.PathValue("tenant"), ID: r.PathValue("id"),
+		Approve: approve, Comment: req.Comment})
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, wireRequest(res.Ops[0].Request))
+	return nil
+}
+
+func wireRequest(x *quota.Request) client.Request {
+	out := client.Request{ID: x.ID, Tenant: x.Tenant, Resource: x.Resource, Value: x.Value, Reason: x.Reason,
+		Status: string(x.Status), RequestedBy: x.RequestedBy, CreatedAt: x.CreatedAt.UTC(), UpdatedAt: x.UpdatedAt.UTC(),
+		History: make([]client.RequestStep, len(x.History))}
+	for i, s := range x.History {
+		out.History[i] = client.RequestStep{Time: s.Time.UTC(), Actor: s.Actor, Status: string(s.Status), Comment: s.Comment}
+	}
+	return out
+}
+
+// putInventory reconciles a tenant's consumers with what really exists.
+func (a *API) putInventory(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.Inventory
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	dryRun, err := queryBool(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	op := quota.Op{Type: quota.OpReconcile, Tenant: r.PathValue("tenant"), Kinds: req.Kinds,
+		Inventory: make([]quota.InventoryItem, len(req.Consumers))}
+	for i, c := range req.Consumers {
+		op.Inventory[i] = quota.InventoryItem{ID: c.Consumer, Spec: quota.Spec{Kind: c.Kind, State: c.State, Attributes: c.Attributes}}
+	}
+	res, err := a.do(r, who, dryRun, op)
+	if err != nil {
+		return err
+	}
+	o := res.Ops[0]
+	out := client.Reconciliation{Tenant: op.Tenant, Created: orEmpty(o.Reconcile.Created), Updated: orEmpty(o.Reconcile.Updated),
+		Deleted: orEmpty(o.Reconcile.Deleted), Usage: o.Usage, DryRun: dryRun}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// overQuota lists tenants whose usage exceeds a hard quota, most over first.
+func (a *API) overQuota(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	ts, err := a.store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	usage, err := a.store.AllUsage(r.Context())
+	if err != nil {
+		return err
+	}
+	out := client.OverQuotaList{Tenants: []client.OverQuotaTenant{}}
+	for _, t := range ts {
+		var over []client.OverQuotaResource
+		for _, res := range a.cat.Resources {
+			if used, hard := usage[t.ID][res.Name], a.cat.Hard(t, res); used > hard {
+				over = append(over, client.OverQuotaResource{Resource: res.Name, Used: used, Hard: hard, Over: used - hard})
+			}
+		}
+		if over != nil {
+			out.Tenants = append(out.Tenants, client.OverQuotaTenant{Tenant: t.ID, Resources: over})
+		}
+	}
+	worst := func(t client.OverQuotaTenant) int64 {
+		return slices.MaxFunc(t.Resources, func(a, b client.OverQuotaResource) int { return cmp.Compare(a.Over, b.Over) }).Over
+	}
+	slices.SortStableFunc(out.Tenants, func(x, y client.OverQuotaTenant) int { return cmp.Compare(worst(y), worst(x)) })
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+// usageAt rebuilds a tenant's usage and hard quotas at a past moment from
+// the ledger.
+func (a *API) usageAt(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	tenant := r.PathValue("tenant")
+	at := time.Now().UTC()
+	if s := r.URL.Query().Get("at"); s != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return quota.Errorf(quota.CodeInvalid, "at must be an RFC 3339 time, such as 2026-11-24T09:30:00Z")
+		}
+	}
+	t, err := a.store.Tenant(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	replay := quota.NewReplay()
+	after := int64(0)
+read:
+	for {
+		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if e.Time.After(at) {
+				break read
+			}
+			if err := replay.Apply(e); err != nil {
+				return err
+			}
+			after = e.Seq
+		}
+		if len(es) < 1000 {
+			break
+		}
+	}
+	base := &quota.Tenant{ID: t.ID, Plan: t.Plan} // plan and catalog defaults
+	out := client.UsageAt{Tenant: tenant, At: at, Resources: make([]client.UsageResource, 0, len(a.cat.Resources))}
+	for _, res := range a.cat.Resources {
+		hard, ok := replay.Hard[tenant][res.Name]
+		if !ok {
+			hard = a.cat.Hard(base, res)
+		}
+		out.Resources = append(out.Resources, client.UsageResource{Resource: res.Name, Used: replay.Usage[tenant][res.Name], Hard: hard})
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.Thresholds
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	res, err := a.do(r, who, false, quota.Op{Type: quota.OpSetThresholds, Tenant: r.PathValue("tenant"), Thresholds: req.Thresholds})
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, client.Thresholds{Thresholds: a.cat.TenantThresholds(res.Ops[0].Tenant)})
+	return nil
+}
+
+func (a *API) getThresholds(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	t, err := a.store.Tenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, client.Thresholds{Thresholds: a.cat.TenantThresholds(t)})
+	return nil
+}
+
+// EventTypes are the types of ledger events a webhook may subscribe to.
+var EventTypes = []string{
+	"consumer.put", "consumer.delete", "consumer.expired", "quota.set", "limit.set", "thresholds.set",
+	"tenant.create", "tenant.delete", "token.create", "token.revoke",
+	"request.create", "request.supersede", "request.approve", "request.deny",
+	"webhook.create", "webhook.delete", quota.NotificationType,
+}
+
+func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.CreateWebhookRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(req.URL) > 2048 || u.User != nil {
+		return quota.Errorf(quota.CodeInvalid, "url must be an http:// or https:// URL without credentials, at most 2048 bytes")
+	}
+	if len(req.Secret) < 16 || len(req.Secret) > 256 {
+		return quota.Errorf(quota.CodeInvalid, "secret must be 16 to 256 bytes")
+	}
+	if len(req.Events) == 0 {
+		req.Events = []string{quota.NotificationType}
+	}
+	if len(req.Events) > len(EventTypes) {
+		return quota.Errorf(quota.CodeInvalid, "too many event types")
+	}
+	for _, e := range req.Events {
+		if e != "*" && !slices.Contains(EventTypes, e) {
+			return quota.Errorf(quota.CodeInvalid, "unknown event type %q; known: * %v", truncate(e, 64), EventTypes)
+		}
+	}
+	h := &quota.Webhook{URL: req.URL, Events: req.Events, Tenant: req.Tenant,
+		Sealed: a.sealer.Seal([]byte(req.Secret), webhook.SecretContext)}
+	res, err := a.do(r, who, false, quota.Op{Type: quota.OpPutWebhook, Webhook: h})
+	if err != nil {
+		return err
+	}
+	out := wireWebhook(res.Ops[0].Webhook)
+	w.Header().Set("Location", "/api/v1/webhooks/"+out.ID)
+	respond(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	hs, err := a.store.Webhooks(r.Context())
+	if err != nil {
+		return err
+	}
+	out := client.WebhookList{Webhooks: make([]client.Webhook, 0, len(hs))}
+	for _, h := range hs {
+		out.Webhooks = append(out.Webhooks, wireWebhook(h))
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpDeleteWebhook, ID: r.PathValue("id")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func wireWebhook(h *quota.Webhook) client.Webhook {
+	return client.Webhook{ID: h.ID, URL: h.URL, Events: h.Events, Tenant: h.Tenant, CreatedAt: h.CreatedAt.UTC()}
+}
+
+// streamEvents serves the ledger as Server-Sent Events, from after
+// Last-Event-ID (or ?after=) on, without gaps or duplicates: the ledger's
+// sequence is its commit order, and the stream resumes strictly after the
+// last id it sent.
+func (a *API) streamEvents(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	tenant, err := eventScope(r, who)
+	if err != nil {
+		return err
+	}
+	after, err := queryInt(r, "after", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		var n int64
+		if _, err := fmt.Sscan(id, &n); err != nil || n < 0 || fmt.Sprint(n) != id {
+			return quota.Errorf(quota.CodeInvalid, "Last-Event-ID must be an event's sequence number")
+		}
+		after = n
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 1000\n\n")
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	poll := time.NewTicker(time.Second) // commits of other processes
+	defer poll.Stop()
+	lastWrite := time.Now()
+	for {
+		committed := a.engine.Committed()
+		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 500})
+		if err != nil {
+			a.log.Warn("event stream: reading the ledger failed", "err", err)
+			return nil // the client reconnects with Last-Event-ID
+		}
+		for _, e := range es {
+			data, _ := json.Marshal(wireEvent(e))
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
+				return nil
+			}
+			after = e.Seq
+		}
+		if len(es) > 0 {
+			if rc.Flush() != nil {
+				return nil
+			}
+			lastWrite = time.Now()
+			if len(es) == 500 {
+				continue
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-committed:
+		case <-poll.C:
+			if time.Since(lastWrite) > 15*time.Second {
+				if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+					return nil
+				}
+				lastWrite = time.Now()
+			}
+		}
+	}
+}
