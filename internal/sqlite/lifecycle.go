@@ -75,7 +75,7 @@ func loadWebhooks(ctx context.Context, q querier, region string) ([]*quota.Webho
 }
 
 func (t *tx) Requests(ctx context.Context, tenants, ids []string) (map[string]*quota.Request, error) {
-	rs, err := loadRequests(ctx, t.s.conn, `SELECT `+requestColumns+` FROM requests WHERE region = ? AND
+	rs, err := loadRequests(ctx, t.prepared(), `SELECT `+requestColumns+` FROM requests WHERE region = ? AND
 		(id IN (SELECT value FROM json_each(?)) OR (status = 'pending' AND tenant IN (SELECT value FROM json_each(?))))`,
 		t.s.region, jsonList(ids), jsonList(tenants))
 	if err != nil {
@@ -89,12 +89,12 @@ func (t *tx) Requests(ctx context.Context, tenants, ids []string) (map[string]*q
 }
 
 func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*quota.Consumer, error) {
-	return loadConsumers(ctx, t.s.conn, `SELECT `+consumerColumns+` FROM consumers
+	return loadConsumers(ctx, t.prepared(), `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = ? AND tenant = ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY id`, t.s.region, tenant, jsonList(kinds))
 }
 
 func (t *tx) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
-	return loadWebhooks(ctx, t.s.conn, t.s.region)
+	return loadWebhooks(ctx, t.prepared(), t.s.region)
 }
 
 // applyLifecycle writes requests and webhooks.
@@ -146,7 +146,7 @@ func (t *tx) queueDeliveries(ctx context.Context, w *quota.Writes) error {
 }
 
 func (s *Store) Requests(ctx context.Context, f quota.RequestFilter) ([]*quota.Request, error) {
-	rs, err := loadRequests(ctx, s.read, `SELECT `+requestColumns+` FROM requests
+	rs, err := loadRequests(ctx, s.reads, `SELECT `+requestColumns+` FROM requests
 		WHERE region = ? AND (? = '' OR tenant = ?) AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`,
 		s.region, f.Tenant, f.Tenant, f.Status, f.Status, f.Limit)
 	if err != nil {
@@ -156,7 +156,7 @@ func (s *Store) Requests(ctx context.Context, f quota.RequestFilter) ([]*quota.R
 }
 
 func (s *Store) Request(ctx context.Context, tenant, id string) (*quota.Request, error) {
-	rs, err := loadRequests(ctx, s.read, `SELECT `+requestColumns+` FROM requests WHERE region = ? AND tenant = ? AND id = ?`, s.region, tenant, id)
+	rs, err := loadRequests(ctx, s.reads, `SELECT `+requestColumns+` FROM requests WHERE region = ? AND tenant = ? AND id = ?`, s.region, tenant, id)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -167,7 +167,7 @@ func (s *Store) Request(ctx context.Context, tenant, id string) (*quota.Request,
 }
 
 func (s *Store) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
-	hs, err := loadWebhooks(ctx, s.read, s.region)
+	hs, err := loadWebhooks(ctx, s.reads, s.region)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -176,7 +176,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
 
 func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, error) {
 	out := map[string]map[string]int64{}
-	err := queryRows(ctx, s.read, func(r *sql.Rows) error {
+	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
 		var tenant, res string
 		var used int64
 		if err := r.Scan(&tenant, &res, &used); err != nil {

@@ -13,7 +13,7 @@ import (
 // the writer (WAL).
 
 func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
-	ts, err := loadTenants(ctx, s.read, s.region, []string{id})
+	ts, err := loadTenants(ctx, s.reads, s.region, []string{id})
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -24,7 +24,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
 }
 
 func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
-	ts, err := loadTenants(ctx, s.read, s.region, nil)
+	ts, err := loadTenants(ctx, s.reads, s.region, nil)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -32,7 +32,7 @@ func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
 }
 
 func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, error) {
-	u, err := loadUsage(ctx, s.read, s.region, []string{tenant})
+	u, err := loadUsage(ctx, s.reads, s.region, []string{tenant})
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -43,7 +43,7 @@ func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, err
 }
 
 func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`,
+	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`,
 		s.region, tenant, id)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
@@ -55,7 +55,7 @@ func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consume
 }
 
 func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers
+	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = ? AND tenant = ? AND id > ? AND (? = '' OR kind = ?) AND (? = '' OR state = ?)
 		ORDER BY id LIMIT ?`,
 		s.region, f.Tenant, f.After, f.Kind, f.Kind, f.State, f.State, f.Limit)
@@ -66,7 +66,7 @@ func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota
 }
 
 func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.read, `SELECT `+consumerColumns+` FROM consumers
+	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = ? AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		s.region, nanos(now), limit)
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota
 }
 
 func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
-	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? AND name = ?`, s.region, name)
+	ts, err := loadTokens(ctx, s.reads, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? AND name = ?`, s.region, name)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -87,7 +87,7 @@ func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
 }
 
 func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
-	ts, err := loadTokens(ctx, s.read, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region)
+	ts, err := loadTokens(ctx, s.reads, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
@@ -96,7 +96,7 @@ func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
 
 func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
 	var out []*quota.Event
-	err := queryRows(ctx, s.read, func(r *sql.Rows) error {
+	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
 		e := &quota.Event{}
 		var at int64
 		var before, after sql.NullString

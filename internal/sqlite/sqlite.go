@@ -31,6 +31,7 @@ type Store struct {
 	log    *slog.Logger
 	write  *sql.DB // one connection: SQLite has one writer anyway
 	read   *sql.DB
+	reads  *stmtCache // the read pool's prepared statements
 
 	mu    sync.Mutex // serializes Update on the writer connection
 	conn  *sql.Conn
@@ -75,7 +76,47 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 	}
 	s.read.SetMaxOpenConns(max(4, 2*runtime.NumCPU()))
 	s.read.SetMaxIdleConns(max(4, 2*runtime.NumCPU()))
+	s.reads = &stmtCache{db: s.read, stmts: map[string]*sql.Stmt{}}
 	return s, nil
+}
+
+// stmtCache prepares each read query once for the pool: parsing and
+// planning a statement costs more than running a point lookup.
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.mu.Lock()
+	st, ok := c.stmts[query]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if st, err = c.db.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if prev, raced := c.stmts[query]; raced {
+			st.Close()
+			st = prev
+		} else {
+			c.stmts[query] = st
+		}
+		c.mu.Unlock()
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Close closes both pools.
@@ -89,7 +130,7 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.write.Close())
 	if s.read != nil {
-		errs = append(errs, s.read.Close())
+		errs = append(errs, s.reads.close(), s.read.Close())
 	}
 	return errors.Join(errs...)
 }

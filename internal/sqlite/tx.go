@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/allot-dev/allot/internal/quota"
 )
@@ -15,11 +16,11 @@ type tx struct{ s *Store }
 // LockTenants implements quota.Tx. The IMMEDIATE transaction already holds
 // the database's write lock, which is the lock on every tenant at once.
 func (t *tx) LockTenants(ctx context.Context, ids []string) (map[string]*quota.Tenant, error) {
-	return loadTenants(ctx, t.s.conn, t.s.region, ids)
+	return loadTenants(ctx, t.prepared(), t.s.region, ids)
 }
 
 func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error) {
-	return loadUsage(ctx, t.s.conn, t.s.region, tenants)
+	return loadUsage(ctx, t.prepared(), t.s.region, tenants)
 }
 
 func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
@@ -42,6 +43,20 @@ func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota
 	return out, nil
 }
 
+// prepared is a querier over the writer connection's prepared statements:
+// the committer runs the same few queries for every batch.
+func (t *tx) prepared() querier { return writerQuerier{t.s} }
+
+type writerQuerier struct{ s *Store }
+
+func (q writerQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // stmtQuerier runs a prepared statement where a querier is expected; the
 // query text is the statement's own.
 type stmtQuerier struct{ st *sql.Stmt }
@@ -57,7 +72,7 @@ func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
 }
 
 func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {
-	ts, err := loadTokens(ctx, t.s.conn, `SELECT `+tokenColumns+` FROM tokens
+	ts, err := loadTokens(ctx, t.prepared(), `SELECT `+tokenColumns+` FROM tokens
 		WHERE region = ? AND name IN (SELECT value FROM json_each(?))`, t.s.region, jsonList(names))
 	if err != nil {
 		return nil, err
@@ -185,35 +200,72 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 // whose objects (attributes, footprint) are read back as JSON text.
 type consumerRow [10]any
 
-// appendEvents inserts the events in one statement and gives each its
-// sequence number. Holding the write lock, the statement's AUTOINCREMENT
-// values are consecutive, ending at the last insert rowid.
+// appendEvents inserts the events and gives each its sequence number.
+// Holding the write lock, the AUTOINCREMENT values of one statement are
+// consecutive, ending at its last insert rowid.
 func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	rows := make([][9]any, len(events))
+	rows := make([][]any, len(events))
 	for i, e := range events {
-		rows[i] = [9]any{nanos(e.Time), e.Type, e.Tenant, e.Subject, e.Actor, string(e.Role), e.Reason, nullJSON(e.Before), nullJSON(e.After)}
+		rows[i] = []any{t.s.region, nanos(e.Time), e.Type, e.Tenant, e.Subject, e.Actor, string(e.Role), e.Reason, nullJSON(e.Before), nullJSON(e.After)}
 	}
-	st, err := t.s.stmt(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
-		SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
-		FROM json_each(?) ORDER BY key`)
-	if err != nil {
-		return err
-	}
-	res, err := st.ExecContext(ctx, t.s.region, jsonList(rows))
-	if err != nil {
-		return fmt.Errorf("writing events: %w", err)
-	}
-	last, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
-	for i, e := range events {
-		e.Seq = last - int64(len(events)-1-i)
+	i := 0
+	return t.insertRows(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)`, "", rows,
+		func(res sql.Result, n int) error {
+			last, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			for j := range n {
+				events[i+j].Seq = last - int64(n-1-j)
+			}
+			i += n
+			return nil
+		})
+}
+
+// chunkSizes are the row counts of the multi-row INSERT statements
+// insertRows prepares: any batch is a sum of them, and there are few
+// distinct statements to cache.
+var chunkSizes = []int{256, 32, 4, 1}
+
+// insertRows inserts rows with multi-row VALUES statements, in order,
+// calling done after each statement with how many rows it inserted. Plain
+// placeholders cost SQLite far less than parsing the rows out of JSON.
+func (t *tx) insertRows(ctx context.Context, head, tail string, rows [][]any, done func(sql.Result, int) error) error {
+	for len(rows) > 0 {
+		n := chunkSizes[len(chunkSizes)-1]
+		for _, c := range chunkSizes {
+			if c <= len(rows) {
+				n = c
+				break
+			}
+		}
+		st, err := t.s.stmt(ctx, head+valuesClause(n, len(rows[0]))+tail)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, n*len(rows[0]))
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			if err := done(res, n); err != nil {
+				return err
+			}
+		}
+		rows = rows[n:]
 	}
 	return nil
+}
+
+// valuesClause is " VALUES (?, …), …" for n rows of cols columns.
+func valuesClause(n, cols int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
 func nullJSON(b json.RawMessage) any {
