@@ -4,6 +4,7 @@
 package testserver
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http/httptest"
@@ -36,6 +37,9 @@ type Options struct {
 	Catalog *quota.Catalog   // default: the embedded catalog
 	Now     func() time.Time // default: time.Now
 	Logger  *slog.Logger     // default: discard
+	// AuthFailures is server.Deps.AuthFailures; 0 disables the limit, so
+	// tests may fail to authenticate as often as they like.
+	AuthFailures int
 	// Store to serve from; default: SQLite in a temporary directory. The
 	// server closes it when the test ends.
 	Store quota.Store
@@ -81,6 +85,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 	}()
 	hs := httptest.NewServer(server.New(server.Deps{
 		Engine: engine, Store: st, Region: "local", Logger: o.Logger, Metrics: metrics, Sealer: sealer, Now: o.Now,
+		AuthFailures: cmp.Or(o.AuthFailures, -1),
 	}))
 	t.Cleanup(func() {
 		stopDelivering()
