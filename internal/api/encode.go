@@ -27,8 +27,8 @@ const maxDepth = 16
 func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return quota.Errorf(quota.CodeTooLarge, "the body is larger than %d bytes", MaxBody)
+		if me, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return quota.Errorf(quota.CodeTooLarge, "the body is larger than %d bytes", me.Limit)
 		}
 		return quota.Errorf(quota.CodeInvalid, "reading the body failed")
 	}
@@ -176,6 +176,7 @@ var statusOf = map[quota.Code]int{
 	quota.CodeUnauthorized:       http.StatusUnauthorized,
 	quota.CodeForbidden:          http.StatusForbidden,
 	quota.CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	quota.CodeTooMany:            http.StatusTooManyRequests,
 	quota.CodeOverloaded:         http.StatusServiceUnavailable,
 	quota.CodeUnavailable:        http.StatusServiceUnavailable,
 	quota.CodeInternal:           http.StatusInternalServerError,

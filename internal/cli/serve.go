@@ -43,6 +43,12 @@ type ServeConfig struct {
 	TenantMetrics bool
 	QueueSize     int
 	MaxBatch      int
+	// Limits against slow or abusive clients.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+	MaxBodyBytes                                              int64
+	MaxBatchOps                                               int
+	AuthFailureLimit                                          int
 }
 
 // DefaultServeConfig returns the built-in defaults; `allot serve` layers
@@ -55,6 +61,15 @@ func DefaultServeConfig() ServeConfig {
 		LogFormat: "text",
 		QueueSize: 8192,
 		MaxBatch:  1024,
+
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		MaxBodyBytes:      1 << 20,
+		MaxBatchOps:       1000,
+		AuthFailureLimit:  20,
 	}
 }
 
@@ -99,6 +114,14 @@ named like the flags), the built-in default.`,
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (ALLOT_LOG_FORMAT)")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
+	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time a client has to send its request headers (ALLOT_READ_HEADER_TIMEOUT)")
+	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time a client has to send a whole request (ALLOT_READ_TIMEOUT)")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write an answer; event streams are exempt (ALLOT_WRITE_TIMEOUT)")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "how long an idle keep-alive connection stays open (ALLOT_IDLE_TIMEOUT)")
+	f.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", cfg.MaxHeaderBytes, "largest request header block (ALLOT_MAX_HEADER_BYTES)")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body, at most 1 MiB (ALLOT_MAX_BODY_BYTES)")
+	f.IntVar(&cfg.MaxBatchOps, "max-batch-ops", cfg.MaxBatchOps, "most operations in one POST /api/v1/claims, at most 1000 (ALLOT_MAX_BATCH_OPS)")
+	f.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", cfg.AuthFailureLimit, "failed authentications per source address and minute before 429; 0 disables (ALLOT_AUTH_FAILURE_LIMIT)")
 	// The admin token is a secret: environment or config file only, never
 	// a flag (it would show in ps).
 	cfg.AdminToken = getenv("ALLOT_ADMIN_TOKEN")
@@ -204,7 +227,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		metrics.WatchTenants(store, cat)
 	}
 	engine := quota.NewEngine(quota.EngineConfig{
-		Store: store, Catalog: cat, Logger: log, Observer: metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch,
+		Store: store, Catalog: cat, Logger: log, Observer: metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxBatchOps,
 	})
 	engine.Start()
 	defer engine.Stop(context.Background())
@@ -225,12 +248,13 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		Handler: server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
+			MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit)}),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "allot: serving region %s on http://%s\n", cfg.Region, ln.Addr())
@@ -253,6 +277,14 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return fmt.Errorf("stopping the committer: %w", err)
 	}
 	return nil
+}
+
+// authFailures maps the flag (0 disables) to server.Deps (0 means default).
+func authFailures(limit int) int {
+	if limit == 0 {
+		return -1
+	}
+	return limit
 }
 
 // Check validates cfg and its catalog without opening the store or the
@@ -291,6 +323,24 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if cfg.QueueSize < 1 || cfg.MaxBatch < 1 {
 		return nil, usageError{"queue-size and max-batch must be at least 1"}
+	}
+	for name, d := range map[string]time.Duration{"read-header-timeout": cfg.ReadHeaderTimeout, "read-timeout": cfg.ReadTimeout,
+		"write-timeout": cfg.WriteTimeout, "idle-timeout": cfg.IdleTimeout} {
+		if d <= 0 {
+			return nil, usageError{fmt.Sprintf("%s: must be positive", name)}
+		}
+	}
+	if cfg.MaxHeaderBytes < 4096 {
+		return nil, usageError{"max-header-bytes: must be at least 4096"}
+	}
+	if cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20 {
+		return nil, usageError{"max-body-bytes: must be from 1024 to 1048576"}
+	}
+	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > 1000 {
+		return nil, usageError{"max-batch-ops: must be from 1 to 1000"}
+	}
+	if cfg.AuthFailureLimit < 0 {
+		return nil, usageError{"auth-failure-limit: must not be negative"}
 	}
 	if _, err := storeKind(cfg.Database); err != nil {
 		return nil, err

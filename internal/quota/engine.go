@@ -122,6 +122,7 @@ type EngineConfig struct {
 	MaxBatch      int           // requests per transaction; default 1024
 	SweepInterval time.Duration // how often expired reservations are released; default 1s
 	CommitTimeout time.Duration // default 30s
+	MaxOps        int           // operations one change may carry; default (and at most) MaxOps
 }
 
 // Engine is the write path: a bounded queue in front of one committer that
@@ -163,6 +164,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
+	}
+	if cfg.MaxOps <= 0 || cfg.MaxOps > MaxOps {
+		cfg.MaxOps = MaxOps
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 30 * time.Second
@@ -264,8 +268,8 @@ func (e *Engine) validate(ch *Change) error {
 	if len(ch.Ops) == 0 {
 		return Errorf(CodeInvalid, "no operations")
 	}
-	if len(ch.Ops) > MaxOps {
-		return Errorf(CodeInvalid, "%d operations; at most %d are allowed in one change", len(ch.Ops), MaxOps)
+	if len(ch.Ops) > e.cfg.MaxOps && ch.Ops[0].Type != OpReconcile {
+		return Errorf(CodeInvalid, "%d operations; at most %d are allowed in one change", len(ch.Ops), e.cfg.MaxOps)
 	}
 	for i := range ch.Ops {
 		if err := e.validateOp(&ch.Ops[i]); err != nil {

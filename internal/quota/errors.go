@@ -20,8 +20,9 @@ const (
 	CodeUnauthorized       Code = "unauthorized"
 	CodeForbidden          Code = "forbidden"
 	CodeTooLarge           Code = "body_too_large"
-	CodeOverloaded         Code = "overloaded"  // the write queue is full; retry
-	CodeUnavailable        Code = "unavailable" // the store failed or allot is stopping; retry
+	CodeTooMany            Code = "too_many_requests" // failed authentications from one address or key
+	CodeOverloaded         Code = "overloaded"        // the write queue is full; retry
+	CodeUnavailable        Code = "unavailable"       // the store failed or allot is stopping; retry
 	CodeOutsideRange       Code = "outside_requestable_range"
 	CodeBelowUsage         Code = "below_usage"
 	CodeInternal           Code = "internal"

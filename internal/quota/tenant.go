@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -11,8 +12,9 @@ import (
 // must match: safe in paths, logs and SQL alike.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// ValidID reports whether s is a well-formed identifier.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// ValidID reports whether s is a well-formed identifier. Dots alone ("."
+// and "..") are not: in a URL path they mean something else.
+func ValidID(s string) bool { return idPattern.MatchString(s) && strings.Trim(s, ".") != "" }
 
 // CheckID returns an invalid_request error naming what when s is not a valid
 // identifier.

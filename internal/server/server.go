@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/allot-dev/allot/internal/api"
@@ -28,6 +30,12 @@ type Deps struct {
 	// Metrics should be the engine's Observer too; nil gets fresh metrics
 	// that see HTTP traffic only.
 	Metrics *Metrics
+	// MaxBody caps request bodies below api.MaxBody; 0 for api.MaxBody.
+	MaxBody int64
+	// AuthFailures is how many failed authentications a source address or a
+	// key may have per minute before it gets 429 until the minute is over;
+	// 0 for 20, negative to disable.
+	AuthFailures int
 }
 
 // New returns allot's whole HTTP handler.
@@ -64,7 +72,58 @@ func New(d Deps) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return requestID(d.Metrics.instrument(recoverer(d.Logger, api.Fallback(mux, d.Logger))))
+	if d.AuthFailures == 0 {
+		d.AuthFailures = 20
+	}
+	limiter := auth.NewLimiter(d.AuthFailures, time.Minute, d.Now)
+	handler := recoverer(d.Logger, api.Fallback(mux, d.Logger))
+	if d.MaxBody > 0 && d.MaxBody < api.MaxBody {
+		handler = limitBody(d.MaxBody, handler)
+	}
+	return requestID(d.Metrics.instrument(limitFailures(limiter, d.Logger, handler)))
+}
+
+// limitBody caps request bodies.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitFailures answers 429 to a source address, or a token, that failed
+// to authenticate too often, so credentials cannot be guessed at speed.
+func limitFailures(l *auth.Limiter, log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys := failureKeys(r)
+		for _, k := range keys {
+			if blocked, until := l.Blocked(k); blocked {
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(until).Seconds()+0.999))))
+				api.Fail(w, r, log, quota.Errorf(quota.CodeTooMany, "too many failed authentications; retry later"))
+				return
+			}
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			for _, k := range keys {
+				l.Failed(k)
+			}
+		}
+	})
+}
+
+// failureKeys are what failed authentications are counted against: the
+// source address. Bearer tokens are not counted per token: their 256-bit
+// secrets cannot be guessed, and blocking a token after failures others
+// caused would let anyone who knows a token's name lock its holder out.
+// (Access keys, whose secrets are shorter, lock out in the DCS dialect.)
+func failureKeys(r *http.Request) []string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return []string{"addr " + host}
 }
 
 // requestID gives every answer an X-Request-Id, the caller's if it sent a

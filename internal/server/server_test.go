@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/quota"
@@ -179,5 +180,36 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if code, body := get(down.URL + "/readyz"); code != 503 || !strings.Contains(body, "store unavailable") {
 		t.Errorf("/readyz with the store down: %d %q", code, body)
+	}
+}
+
+func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return now }, AuthFailures: 3})
+	get := func(token string) *http.Response {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/tenants", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for range 3 {
+		if resp := get("d3Jvbmc6Z3Vlc3M="); resp.StatusCode != 401 {
+			t.Fatalf("a bad token: %d", resp.StatusCode)
+		}
+	}
+	resp := get("d3Jvbmc6Z3Vlc3M=")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the fourth failure in a minute: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := get(srv.AdminToken); resp.StatusCode != 429 {
+		t.Fatalf("a good token from a blocked address: %d, want 429", resp.StatusCode)
+	}
+	now = now.Add(61 * time.Second)
+	if resp := get(srv.AdminToken); resp.StatusCode != 200 {
+		t.Fatalf("after the minute: %d, want 200", resp.StatusCode)
 	}
 }
