@@ -64,6 +64,7 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 		return usageError{err.Error()}
 	})
 	root.AddCommand(newServe(getenv, stdout, stderr))
+	root.AddCommand(backupCommands(getenv, stdout)...)
 	addClientCommands(root, getenv, stdin, stdout, stderr)
 	return root
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +213,53 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	now = now.Add(61 * time.Second)
 	if resp := get(srv.AdminToken); resp.StatusCode != 200 {
 		t.Fatalf("after the minute: %d, want 200", resp.StatusCode)
+	}
+}
+
+// failingStore fails every write while broken, as a disk or database that
+// errors does.
+type failingStore struct {
+	quota.Store
+	broken atomic.Bool
+}
+
+func (f *failingStore) Update(ctx context.Context, fn func(context.Context, quota.Tx) error) error {
+	if f.broken.Load() {
+		return errors.New("injected: input/output error")
+	}
+	return f.Store.Update(ctx, fn)
+}
+
+func TestAFailingStoreAcknowledgesNothing(t *testing.T) {
+	base := testserver.Start(t)
+	fs := &failingStore{Store: base.Store}
+	srv := testserver.Start(t, testserver.Options{Store: fs})
+	c := client.New(srv.URL, client.WithToken(srv.AdminToken))
+	ctx := t.Context()
+	if _, err := c.CreateTenant(ctx, client.CreateTenantRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	fs.broken.Store(true)
+	put := func(id string) error {
+		_, err := c.PutConsumer(ctx, "acme", id, client.PutConsumerRequest{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}}, client.PutOptions{})
+		return err
+	}
+	for i := range 5 {
+		err := put(fmt.Sprint("v", i))
+		ce, ok := errors.AsType[*client.Error](err)
+		if !ok || ce.Status != 503 || ce.Problem.Code != "unavailable" {
+			t.Fatalf("a write to a failing store: %v", err)
+		}
+	}
+	fs.broken.Store(false)
+	if l, _ := c.Consumers(ctx, "acme", client.ConsumerQuery{}); len(l.Consumers) != 0 {
+		t.Fatalf("%d consumers stored by failed writes", len(l.Consumers))
+	}
+	if err := put("after"); err != nil {
+		t.Fatalf("after the store recovered: %v", err)
+	}
+	m := scrape(t, srv.URL)
+	if got := m[`allot_store_errors_total{operation="commit"}`]; got != 5 {
+		t.Errorf("allot_store_errors_total = %v, want 5", got)
 	}
 }

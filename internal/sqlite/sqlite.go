@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,6 +34,8 @@ type Store struct {
 	read   *sql.DB
 	reads  *stmtCache // the read pool's prepared statements
 
+	inUse *os.File // a shared lock: restore refuses while it is held
+
 	mu    sync.Mutex // serializes Update on the writer connection
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
@@ -53,14 +56,19 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
+	inUse, err := holdShared(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	write, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)"))
 	if err != nil {
+		inUse.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
 	write.SetConnMaxLifetime(0)
-	s := &Store{region: region, log: log, write: write, stmts: map[string]*sql.Stmt{}}
+	s := &Store{region: region, log: log, write: write, stmts: map[string]*sql.Stmt{}, inUse: inUse}
 	if s.conn, err = write.Conn(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
@@ -132,6 +140,7 @@ func (s *Store) Close() error {
 	if s.read != nil {
 		errs = append(errs, s.reads.close(), s.read.Close())
 	}
+	errs = append(errs, s.inUse.Close())
 	return errors.Join(errs...)
 }
 

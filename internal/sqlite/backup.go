@@ -1,0 +1,134 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Backup writes a consistent copy of the database at path to dest while
+// allot keeps serving: VACUUM INTO reads one snapshot (WAL readers never
+// block the writer) and writes a compact, self-contained file.
+func Backup(ctx context.Context, path, dest string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		return fmt.Errorf("backup: %s exists already", dest)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeout)}}.Encode())
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		os.Remove(dest)
+		return fmt.Errorf("backup: %w", err)
+	}
+	return os.Chmod(dest, 0o600)
+}
+
+// Restore replaces the database at path with the backup src, after
+// checking that src is an intact allot database and that no allot is using
+// path. The old database, if any, is kept as path+".before-restore".
+func Restore(ctx context.Context, src, path string) error {
+	if err := check(ctx, src); err != nil {
+		return fmt.Errorf("restore: %s: %w", src, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if err := notInUse(ctx, path); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("restore: %w", err)
+			}
+		}
+		if err := os.Rename(path, path+".before-restore"); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	tmp := filepath.Join(filepath.Dir(path), ".restore-"+filepath.Base(path))
+	if err := copyFile(src, tmp); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return nil
+}
+
+// check verifies a database file: SQLite's integrity check, and allot's
+// migrations applied.
+func check(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var result string
+	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&result); err != nil {
+		return fmt.Errorf("not a SQLite database: %w", err)
+	}
+	if result != "ok" {
+		return fmt.Errorf("integrity check: %s", result)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n == 0 {
+		return errors.New("not an allot database")
+	}
+	return nil
+}
+
+// notInUse fails if an allot has the database open: every Open holds a
+// shared lock on path+".lock" (SQLite's own locks cannot tell, in WAL mode,
+// whether a reader is connected), and this takes it exclusively.
+func notInUse(_ context.Context, path string) error {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("%s is in use by a running allot; stop it before restoring", path)
+	}
+	return nil
+}
+
+// holdShared takes the shared lock that marks the database in use.
+func holdShared(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s is being restored: %w", path, err)
+	}
+	return f, nil
+}
+
+func copyFile(src, dest string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
