@@ -24,6 +24,7 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/sqlite"
+	"github.com/allot-dev/allot/internal/ui"
 	"github.com/allot-dev/allot/internal/webhook"
 )
 
@@ -249,7 +250,10 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	}
 	srv := &http.Server{
 		Handler: server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
-			MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit)}),
+			MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit),
+			Dashboard: func(api http.Handler) http.Handler {
+				return ui.New(ui.Config{API: api, Tokens: store, Catalog: cat, Logger: log})
+			}}),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,

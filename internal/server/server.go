@@ -30,6 +30,9 @@ type Deps struct {
 	// Metrics should be the engine's Observer too; nil gets fresh metrics
 	// that see HTTP traffic only.
 	Metrics *Metrics
+	// Dashboard, if set, serves /ui/ given the native API's handler (see
+	// internal/ui; passed in so that package can test against this one).
+	Dashboard func(api http.Handler) http.Handler
 	// MaxBody caps request bodies below api.MaxBody; 0 for api.MaxBody.
 	MaxBody int64
 	// AuthFailures is how many failed authentications a source address or a
@@ -48,6 +51,9 @@ func New(d Deps) http.Handler {
 	mux.Handle("GET /metrics", d.Metrics.Handler())
 	native := api.New(d.Engine, d.Store, d.Sealer, d.Region, d.Logger)
 	native.Routes(mux)
+	if d.Dashboard != nil {
+		mux.Handle("/ui/", d.Dashboard(native.Handler()))
+	}
 	mux.Handle("/v1/", kraftcloud.New(d.Store, d.Engine.Catalog(), d.Logger).Handler())
 	now := d.Now
 	if now == nil {
