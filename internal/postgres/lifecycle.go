@@ -172,27 +172,11 @@ func (s *Store) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
 }
 
 func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT tenant, resource, used FROM usage WHERE region = $1 AND used > 0`, s.region)
+	u, err := loadUsage(ctx, s.pool, s.region, nil)
 	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: reading usage: %w", err))
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
 	}
-	out := map[string]map[string]int64{}
-	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
-		var tenant, res string
-		var used int64
-		if err := r.Scan(&tenant, &res, &used); err != nil {
-			return struct{}{}, err
-		}
-		if out[tenant] == nil {
-			out[tenant] = map[string]int64{}
-		}
-		out[tenant][res] = used
-		return struct{}{}, nil
-	})
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: reading usage: %w", err))
-	}
-	return out, nil
+	return u, nil
 }
 
 // LeaseDeliveries implements quota.Store; an advisory lock makes choosing

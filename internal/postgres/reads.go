@@ -232,7 +232,11 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 
 func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
 	out := map[string]map[string]int64{}
-	rows, err := q.Query(ctx, `SELECT tenant, resource, used FROM usage WHERE region = $1 AND tenant = ANY($2)`, region, tenants)
+	query, args := `SELECT tenant, resource, used FROM usage WHERE region = $1 AND used > 0`, []any{region}
+	if tenants != nil { // nil: every tenant's non-zero usage
+		query, args = `SELECT tenant, resource, used FROM usage WHERE region = $1 AND tenant = ANY($2)`, []any{region, tenants}
+	}
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading usage: %w", err)
 	}

@@ -175,23 +175,11 @@ func (s *Store) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
 }
 
 func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, error) {
-	out := map[string]map[string]int64{}
-	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
-		var tenant, res string
-		var used int64
-		if err := r.Scan(&tenant, &res, &used); err != nil {
-			return err
-		}
-		if out[tenant] == nil {
-			out[tenant] = map[string]int64{}
-		}
-		out[tenant][res] = used
-		return nil
-	}, `SELECT tenant, resource, used FROM usage WHERE region = ? AND used > 0`, s.region)
+	u, err := loadUsage(ctx, s.reads, s.region, nil)
 	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading usage: %w", err))
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
-	return out, nil
+	return u, nil
 }
 
 // LeaseDeliveries implements quota.Store. The IMMEDIATE transaction makes

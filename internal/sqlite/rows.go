@@ -126,7 +126,13 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 	return out, nil
 }
 
+// loadUsage reads the usage of tenants; nil means every tenant's non-zero
+// usage.
 func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
+	query, args := `SELECT tenant, resource, used FROM usage WHERE region = ? AND used > 0`, []any{region}
+	if tenants != nil {
+		query, args = `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`, []any{region, jsonList(tenants)}
+	}
 	out := map[string]map[string]int64{}
 	err := queryRows(ctx, q, func(r *sql.Rows) error {
 		var tenant, res string
@@ -139,8 +145,7 @@ func loadUsage(ctx context.Context, q querier, region string, tenants []string) 
 		}
 		out[tenant][res] = used
 		return nil
-	}, `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`,
-		region, jsonList(tenants))
+	}, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading usage: %w", err)
 	}
