@@ -72,6 +72,7 @@ func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *e
 		return nil, err
 	}
 	undo = append(undo, func() { st.Close() })
+	st = auth.CacheTokens(st, time.Second) // as allot serve does
 
 	metrics := server.NewMetrics()
 	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Logger: log, Observer: metrics})

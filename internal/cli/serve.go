@@ -222,6 +222,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
+	store = auth.CacheTokens(store, time.Second)
 
 	metrics := server.NewMetrics()
 	if cfg.TenantMetrics {

@@ -59,22 +59,47 @@ func fromNullNanos(n sql.NullInt64) *time.Time {
 	return &t
 }
 
-// loadTenants reads tenants with their overrides; ids nil means all.
+// loadTenants reads tenants with their overrides; ids nil means all. One
+// statement reads all three tables, so a lookup is one read transaction:
+// each statement outside a transaction takes SQLite's shared-memory locks
+// anew, and that cost dominated reading a tenant.
 func loadTenants(ctx context.Context, q querier, region string, ids []string) (map[string]*quota.Tenant, error) {
-	idFilter, filter, args := "", "", []any{region}
-	if ids != nil {
-		const in = ` IN (SELECT value FROM json_each(?))`
-		idFilter, filter, args = ` AND id`+in, ` AND tenant`+in, append(args, jsonList(ids))
+	idFilter, filter, args := "", "", []any{}
+	switch {
+	case len(ids) == 1: // the common case: a plain index lookup
+		idFilter, filter, args = ` AND id = ?1`, ` AND tenant = ?1`, []any{ids[0]}
+	case ids != nil:
+		const in = ` IN (SELECT value FROM json_each(?1))`
+		idFilter, filter, args = ` AND id`+in, ` AND tenant`+in, []any{jsonList(ids)}
+	}
+	// Rows: tenants first ('t'), then quota ('q') and limit ('l') overrides.
+	query := `SELECT 't', id, name, plan, created_at, NULL, NULL, thresholds FROM tenants WHERE region = ?2` + idFilter + `
+		UNION ALL SELECT 'q', tenant, resource, NULL, hard, req_min, req_max, NULL FROM quota_overrides WHERE region = ?2` + filter + `
+		UNION ALL SELECT 'l', tenant, key, NULL, min, max, NULL, NULL FROM limit_overrides WHERE region = ?2` + filter
+	if ids == nil {
+		query = strings.ReplaceAll(query, "?2", "?1")
 	}
 	out := map[string]*quota.Tenant{}
+	type pending struct {
+		row     string
+		tenant  string
+		name    string
+		a, b, c sql.NullInt64
+	}
+	var overrides []pending
 	err := queryRows(ctx, q, func(r *sql.Rows) error {
-		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
-		var created int64
-		var thresholds sql.NullString
-		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &thresholds); err != nil {
+		var row, tenant, name string
+		var plan, thresholds sql.NullString
+		var a, b, c sql.NullInt64
+		if err := r.Scan(&row, &tenant, &name, &plan, &a, &b, &c, &thresholds); err != nil {
 			return err
 		}
-		t.CreatedAt = fromNanos(created)
+		if row != "t" {
+			overrides = append(overrides, pending{row, tenant, name, a, b, c})
+			return nil
+		}
+		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64),
+			Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
 		if thresholds.Valid {
 			if err := json.Unmarshal([]byte(thresholds.String), &t.Thresholds); err != nil {
 				return fmt.Errorf("tenant %s: thresholds: %w", t.ID, err)
@@ -82,46 +107,28 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		}
 		out[t.ID] = t
 		return nil
-	}, `SELECT id, name, plan, created_at, thresholds FROM tenants WHERE region = ?`+idFilter, args...)
+	}, query, append(args, region)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}
-	err = queryRows(ctx, q, func(r *sql.Rows) error {
-		var tenant, res string
-		var hard, min, max sql.NullInt64
-		if err := r.Scan(&tenant, &res, &hard, &min, &max); err != nil {
-			return err
-		}
-		t := out[tenant]
+	for _, o := range overrides {
+		t := out[o.tenant]
 		if t == nil {
-			return nil
+			continue
 		}
-		var o quota.QuotaOverride
-		if hard.Valid {
-			o.Hard = &hard.Int64
+		if o.row == "l" {
+			t.Limits[o.name] = quota.Range{Min: o.a.Int64, Max: o.b.Int64}
+			continue
 		}
-		if min.Valid && max.Valid {
-			o.Requestable = &quota.Range{Min: min.Int64, Max: max.Int64}
+		var qo quota.QuotaOverride
+		if o.a.Valid {
+			hard := o.a.Int64
+			qo.Hard = &hard
 		}
-		t.Quotas[res] = o
-		return nil
-	}, `SELECT tenant, resource, hard, req_min, req_max FROM quota_overrides WHERE region = ?`+filter, args...)
-	if err != nil {
-		return nil, fmt.Errorf("reading quota overrides: %w", err)
-	}
-	err = queryRows(ctx, q, func(r *sql.Rows) error {
-		var tenant, key string
-		var rg quota.Range
-		if err := r.Scan(&tenant, &key, &rg.Min, &rg.Max); err != nil {
-			return err
+		if o.b.Valid && o.c.Valid {
+			qo.Requestable = &quota.Range{Min: o.b.Int64, Max: o.c.Int64}
 		}
-		if t := out[tenant]; t != nil {
-			t.Limits[key] = rg
-		}
-		return nil
-	}, `SELECT tenant, key, min, max FROM limit_overrides WHERE region = ?`+filter, args...)
-	if err != nil {
-		return nil, fmt.Errorf("reading limit overrides: %w", err)
+		t.Quotas[o.name] = qo
 	}
 	return out, nil
 }
@@ -130,7 +137,10 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 // usage.
 func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
 	query, args := `SELECT tenant, resource, used FROM usage WHERE region = ? AND used > 0`, []any{region}
-	if tenants != nil {
+	switch {
+	case len(tenants) == 1:
+		query, args = `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant = ?`, []any{region, tenants[0]}
+	case tenants != nil:
 		query, args = `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`, []any{region, jsonList(tenants)}
 	}
 	out := map[string]map[string]int64{}

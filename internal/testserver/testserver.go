@@ -66,6 +66,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 			t.Fatal(err)
 		}
 	}
+	st = auth.CacheTokens(st, time.Second)
 	metrics := server.NewMetrics()
 	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: o.Catalog, Logger: o.Logger, Now: o.Now, Observer: metrics})
 	engine.Start()

@@ -1,0 +1,76 @@
+package auth_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/sqlite"
+)
+
+func TestCachedTokensAndRevocation(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "allot.db")
+	open := func() quota.Store {
+		st, err := sqlite.Open(ctx, path, "local", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	here := auth.CacheTokens(open(), 200*time.Millisecond)
+	e := quota.NewEngine(quota.EngineConfig{Store: here, Catalog: quota.DefaultCatalog()})
+	e.Start()
+	defer e.Stop(ctx)
+	other := quota.NewEngine(quota.EngineConfig{Store: open(), Catalog: quota.DefaultCatalog()}) // another process
+	other.Start()
+	defer other.Stop(ctx)
+	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
+	mint := func(name string) string {
+		token, hash, err := auth.New(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := &quota.Token{Name: name, Role: quota.RoleService, Hash: hash}
+		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpPutToken, Token: tok}}}); err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	revoke := func(on *quota.Engine, name string) {
+		if _, err := on.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpRevokeToken, Name: name}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	works := func(token string) bool {
+		_, err := auth.Authenticate(ctx, here, token)
+		return err == nil
+	}
+
+	local := mint("local")
+	if !works(local) {
+		t.Fatal("a new token does not work")
+	}
+	revoke(e, "local")
+	if works(local) {
+		t.Fatal("a token revoked through this process still works")
+	}
+
+	remote := mint("remote")
+	if !works(remote) { // now cached
+		t.Fatal("a new token does not work")
+	}
+	revoke(other, "remote")
+	deadline := time.Now().Add(2 * time.Second)
+	for works(remote) {
+		if time.Now().After(deadline) {
+			t.Fatal("a token revoked by another process still works after the cache's time")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
