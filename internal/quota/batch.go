@@ -32,8 +32,13 @@ type workset struct {
 	dirtyUsage     map[[2]string]bool
 	dirtyTokens    map[string]bool
 	dirtyRequests  map[string]bool
-	dirtyWebhooks  map[string]bool
-	events         []*Event
+	// touched holds, for the change being run, each tenant resource's usage
+	// and hard quota before the change first moved them; newThresholds, the
+	// tenants whose thresholds it set. notify compares them with after.
+	touched       map[[2]string]usageMark
+	newThresholds map[string]bool
+	dirtyWebhooks map[string]bool
+	events        []*Event
 
 	undo []func()
 }
@@ -152,12 +157,7 @@ func load(ctx context.Context, tx Tx, cat *Catalog, now time.Time, batch []*requ
 // the change is undone before it returns.
 func (ws *workset) run(ch Change) (*Result, error) {
 	mark, events := len(ws.undo), len(ws.events)
-	before := map[string]levels{}
-	for _, op := range ch.Ops {
-		if _, ok := before[op.Tenant]; !ok && op.Tenant != "" {
-			before[op.Tenant] = ws.levels(op.Tenant)
-		}
-	}
+	ws.touched, ws.newThresholds = map[[2]string]usageMark{}, map[string]bool{}
 	res := &Result{Ops: make([]OpResult, len(ch.Ops))}
 	for i, op := range ch.Ops {
 		r, err := ws.apply(ch, op)
@@ -173,7 +173,7 @@ func (ws *workset) run(ch Change) (*Result, error) {
 	if ch.DryRun {
 		ws.rollback(mark, events)
 	} else {
-		ws.notify(ch, before)
+		ws.notify(ch)
 	}
 	return res, nil
 }
@@ -199,6 +199,7 @@ func (ws *workset) setConsumer(k ConsumerKey, c *Consumer) {
 func (ws *workset) addUsage(tenant string, delta Footprint) {
 	u := ws.usage[tenant]
 	for r := range delta {
+		ws.touch(tenant, r)
 		old, had := u[r]
 		ws.undo = append(ws.undo, func() {
 			if had {
@@ -407,6 +408,7 @@ func (ws *workset) setQuota(ch Change, op Op) (OpResult, error) {
 	}
 	res := ws.cat.Resource(op.Resource)
 	before := quotaView{ws.cat.Hard(t, res), ws.cat.Requestable(t, res)}
+	ws.touch(op.Tenant, op.Resource)
 	nt := cloneTenant(t)
 	o := nt.Quotas[op.Resource]
 	o.Hard = op.Quota.Hard

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -292,29 +293,27 @@ func (ws *workset) setThresholds(ch Change, op Op) (OpResult, error) {
 	before := ws.cat.TenantThresholds(t)
 	nt := cloneTenant(t)
 	nt.Thresholds = op.Thresholds
+	ws.newThresholds[op.Tenant] = true
 	ws.setTenant(op.Tenant, nt)
 	ws.event(ch, "thresholds.set", op.Tenant, op.Tenant, before, ws.cat.TenantThresholds(nt))
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
-// levels is how many of a tenant's thresholds each resource's usage has
-// reached.
-type levels struct {
-	thresholds []int64
-	reached    map[string]int
-}
+// usageMark is a resource's usage and hard quota at a moment.
+type usageMark struct{ used, hard int64 }
 
-func (ws *workset) levels(tenant string) levels {
-	t := ws.tenants[tenant]
-	if t == nil {
-		return levels{}
+// touch notes a tenant resource's state before the running change first
+// moves it.
+func (ws *workset) touch(tenant, resource string) {
+	k := [2]string{tenant, resource}
+	if _, ok := ws.touched[k]; ok || ws.touched == nil {
+		return
 	}
-	ths := ws.cat.TenantThresholds(t)
-	out := levels{ths, make(map[string]int, len(ws.cat.Resources))}
-	for _, res := range ws.cat.Resources {
-		out.reached[res.Name] = reached(ws.usage[tenant][res.Name], ws.cat.Hard(t, res), ths)
+	if t := ws.tenants[tenant]; t != nil {
+		if res := ws.cat.Resource(resource); res != nil {
+			ws.touched[k] = usageMark{ws.usage[tenant][resource], ws.cat.Hard(t, res)}
+		}
 	}
-	return out
 }
 
 // reached counts the thresholds (percentages) that used/hard has reached.
@@ -343,28 +342,38 @@ type thresholdView struct {
 	Hard      int64  `json:"hard"`
 }
 
-// notify records a quota.threshold event for every threshold a change
-// crossed, either way, comparing with the levels before it. A change of the
+// notify records a quota.threshold event for every threshold the running
+// change crossed, either way, on the resources it touched. A change of the
 // thresholds themselves is a new baseline, not a crossing.
-func (ws *workset) notify(ch Change, before map[string]levels) {
-	for _, tenant := range sortedKeys(before) {
-		if ws.tenants[tenant] == nil || before[tenant].reached == nil {
+func (ws *workset) notify(ch Change) {
+	keys := make([][2]string, 0, len(ws.touched))
+	for k := range ws.touched {
+		keys = append(keys, k)
+	}
+	order := func(r string) int {
+		return slices.IndexFunc(ws.cat.Resources, func(x *Resource) bool { return x.Name == r })
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		if a[0] != b[0] {
+			return strings.Compare(a[0], b[0])
+		}
+		return order(a[1]) - order(b[1])
+	})
+	for _, k := range keys {
+		tenant, resource := k[0], k[1]
+		t := ws.tenants[tenant]
+		if t == nil || ws.newThresholds[tenant] {
 			continue
 		}
-		after := ws.levels(tenant)
-		ths := after.thresholds
-		if !slices.Equal(ths, before[tenant].thresholds) {
-			continue
+		ths := ws.cat.TenantThresholds(t)
+		was := ws.touched[k]
+		used, hard := ws.usage[tenant][resource], ws.cat.Hard(t, ws.cat.Resource(resource))
+		b, a := reached(was.used, was.hard, ths), reached(used, hard, ths)
+		for i := b; i < a; i++ {
+			ws.event(ch, NotificationType, tenant, resource, nil, thresholdView{ths[i], "up", used, hard})
 		}
-		for _, res := range ws.cat.Resources {
-			b, a := before[tenant].reached[res.Name], after.reached[res.Name]
-			used, hard := ws.usage[tenant][res.Name], ws.cat.Hard(ws.tenants[tenant], res)
-			for i := b; i < a; i++ {
-				ws.event(ch, NotificationType, tenant, res.Name, nil, thresholdView{ths[i], "up", used, hard})
-			}
-			for i := b - 1; i >= a; i-- {
-				ws.event(ch, NotificationType, tenant, res.Name, nil, thresholdView{ths[i], "down", used, hard})
-			}
+		for i := b - 1; i >= a; i-- {
+			ws.event(ch, NotificationType, tenant, resource, nil, thresholdView{ths[i], "down", used, hard})
 		}
 	}
 }

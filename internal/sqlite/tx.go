@@ -24,23 +24,31 @@ func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string
 }
 
 func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
-	// One prepared primary-key lookup per key: in-process, that is a few
-	// microseconds each, and it cannot turn into a scan.
-	st, err := t.s.stmt(ctx, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`)
+	out := make(map[quota.ConsumerKey]*quota.Consumer, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	pairs := make([][2]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = [2]string{k.Tenant, k.ID}
+	}
+	// One statement for the batch: CROSS JOIN makes SQLite walk the key list
+	// and probe the primary key for each (a plain JOIN lets it scan the
+	// table instead), without a statement's overhead per key.
+	cs, err := loadConsumers(ctx, t.prepared(), `SELECT `+prefixed("c.", consumerColumns)+` FROM json_each(?) AS k
+		CROSS JOIN consumers AS c ON c.region = ? AND c.tenant = k.value ->> 0 AND c.id = k.value ->> 1`, jsonList(pairs), t.s.region)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[quota.ConsumerKey]*quota.Consumer, len(keys))
-	for _, k := range keys {
-		cs, err := loadConsumers(ctx, stmtQuerier{st}, "", t.s.region, k.Tenant, k.ID)
-		if err != nil {
-			return nil, err
-		}
-		if len(cs) == 1 {
-			out[k] = cs[0]
-		}
+	for _, c := range cs {
+		out[c.Key()] = c
 	}
 	return out, nil
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	return alias + strings.ReplaceAll(columns, ", ", ", "+alias)
 }
 
 // prepared is a querier over the writer connection's prepared statements:
@@ -55,14 +63,6 @@ func (q writerQuerier) QueryContext(ctx context.Context, query string, args ...a
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
-}
-
-// stmtQuerier runs a prepared statement where a querier is expected; the
-// query text is the statement's own.
-type stmtQuerier struct{ st *sql.Stmt }
-
-func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
-	return q.st.QueryContext(ctx, args...)
 }
 
 func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
@@ -146,22 +146,27 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	// The rows a batch writes most (consumers, usage, events) go in one
 	// statement per table, expanded from JSON by SQLite itself.
 	if len(w.PutConsumers) > 0 {
-		rows := make([]consumerRow, len(w.PutConsumers))
+		rows := make([][]any, len(w.PutConsumers))
 		for i, c := range w.PutConsumers {
-			var exp *int64 // JSON null when not a reservation
+			attrs, err := json.Marshal(c.Attributes)
+			if err != nil {
+				return err
+			}
+			fp, err := json.Marshal(c.Footprint)
+			if err != nil {
+				return err
+			}
+			var exp *int64 // NULL when not a reservation
 			if c.ExpiresAt != nil {
 				n := nanos(*c.ExpiresAt)
 				exp = &n
 			}
-			rows[i] = consumerRow{c.Tenant, c.ID, c.Kind, c.State, c.Attributes, c.Generation, c.Footprint,
-				exp, nanos(c.CreatedAt), nanos(c.UpdatedAt)}
+			rows[i] = []any{r, c.Tenant, c.ID, c.Kind, c.State, string(attrs), c.Generation, string(fp), exp, nanos(c.CreatedAt), nanos(c.UpdatedAt)}
 		}
-		err := t.exec(ctx, `INSERT INTO consumers (region, tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)
-			SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4, value ->> 5, value -> 6, value ->> 7, value ->> 8, value ->> 9
-			FROM json_each(?) WHERE true
-			ON CONFLICT (region, tenant, id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+		err := t.insertRows(ctx, `INSERT INTO consumers (region, tenant, id, kind, state, attributes, generation, footprint, expires_at, created_at, updated_at)`,
+			` ON CONFLICT (region, tenant, id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
 				attributes = excluded.attributes, generation = excluded.generation, footprint = excluded.footprint,
-				expires_at = excluded.expires_at, updated_at = excluded.updated_at`, r, jsonList(rows))
+				expires_at = excluded.expires_at, updated_at = excluded.updated_at`, rows, nil)
 		if err != nil {
 			return fmt.Errorf("writing consumers: %w", err)
 		}
@@ -195,10 +200,6 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	}
 	return t.queueDeliveries(ctx, w)
 }
-
-// consumerRow is a consumer as the bulk insert reads it: a JSON array
-// whose objects (attributes, footprint) are read back as JSON text.
-type consumerRow [10]any
 
 // appendEvents inserts the events and gives each its sequence number.
 // Holding the write lock, the AUTOINCREMENT values of one statement are
