@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,16 +32,48 @@ type fixture struct {
 	t      *testing.T
 	srv    *testserver.Server
 	admin  *client.Client
+	mu     sync.Mutex // guards now against the server's goroutines
 	now    time.Time
 	key    *client.Credential
 	tokenA string
-	logs   *bytes.Buffer
+	logs   *lockedBuffer
+}
+
+// clock is the server's time: the test's now.
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// lockedBuffer is a log sink the server writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	f.srv = testserver.Start(t, testserver.Options{Now: func() time.Time { return f.now },
+	f := &fixture{t: t, now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), logs: &lockedBuffer{}}
+	f.srv = testserver.Start(t, testserver.Options{Now: f.clock,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil))})
 	f.admin = client.New(f.srv.URL, client.WithToken(f.srv.AdminToken))
 	ctx := t.Context()
@@ -260,7 +293,7 @@ func TestLockoutAfterFiveFailures(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "locked out") {
 		t.Fatal("the lockout was not logged")
 	}
-	f.now = f.now.Add(5*time.Minute + time.Second)
+	f.advance(5*time.Minute + time.Second)
 	if a := f.get("GET", "/v2/"+projectA+"/quota", f.signed(f.key.AccessKey, f.key.SecretKey, projectA, f.now)); a.status != 200 {
 		t.Fatalf("after the lockout: %d %s", a.status, a.body)
 	}

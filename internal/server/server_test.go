@@ -186,8 +186,10 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
-	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return now }, AuthFailures: 3})
+	var now atomic.Pointer[time.Time] // read by the server's goroutines
+	start := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	now.Store(&start)
+	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return *now.Load() }, AuthFailures: 3})
 	get := func(token string) *http.Response {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/tenants", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -210,7 +212,8 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	if resp := get(srv.AdminToken); resp.StatusCode != 429 {
 		t.Fatalf("a good token from a blocked address: %d, want 429", resp.StatusCode)
 	}
-	now = now.Add(61 * time.Second)
+	later := start.Add(61 * time.Second)
+	now.Store(&later)
 	if resp := get(srv.AdminToken); resp.StatusCode != 200 {
 		t.Fatalf("after the minute: %d, want 200", resp.StatusCode)
 	}
