@@ -207,6 +207,11 @@ func (c *Client) Tenant(ctx context.Context, id string) (*Tenant, error) {
 	return call[Tenant](ctx, c, "GET", "/api/v1/tenants/"+esc(id), nil, nil, nil)
 }
 
+// UpdateTenant renames a tenant or moves it to another plan.
+func (c *Client) UpdateTenant(ctx context.Context, id string, req UpdateTenantRequest) (*Tenant, error) {
+	return call[Tenant](ctx, c, "PATCH", "/api/v1/tenants/"+esc(id), nil, nil, req)
+}
+
 // DeleteTenant deletes a tenant that owns no consumers.
 func (c *Client) DeleteTenant(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(id), nil, nil, nil, nil)

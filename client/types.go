@@ -23,6 +23,13 @@ type CreateTenantRequest struct {
 	Plan string `json:"plan,omitempty"`
 }
 
+// UpdateTenantRequest is the body of PATCH /api/v1/tenants/{tenant}: the
+// fields given change; an empty plan means none (the catalog's defaults).
+type UpdateTenantRequest struct {
+	Name *string `json:"name,omitempty"`
+	Plan *string `json:"plan,omitempty"`
+}
+
 // TenantList answers GET /api/v1/tenants.
 type TenantList struct {
 	Tenants []Tenant `json:"tenants"`

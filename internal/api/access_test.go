@@ -107,6 +107,7 @@ var intended = map[string]access{
 	"POST /api/v1/tenants":            adminOnly,
 	"GET /api/v1/tenants":             operators,
 	"GET /api/v1/tenants/{tenant}":    tenantReads,
+	"PATCH /api/v1/tenants/{tenant}":  adminOnly,
 	"DELETE /api/v1/tenants/{tenant}": adminOnly,
 
 	"GET /api/v1/tenants/{tenant}/quotas":                tenantReads,

@@ -40,6 +40,7 @@ func (a *API) Routes(mux Router) {
 	a.handle(mux, "POST /api/v1/tenants", adminOnly, a.createTenant)
 	a.handle(mux, "GET /api/v1/tenants", operators, a.listTenants)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}", tenantReads, a.getTenant)
+	a.handle(mux, "PATCH /api/v1/tenants/{tenant}", adminOnly, a.updateTenant)
 	a.handle(mux, "DELETE /api/v1/tenants/{tenant}", adminOnly, a.deleteTenant)
 
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/quotas", tenantReads, a.getQuotas)

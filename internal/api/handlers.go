@@ -58,6 +58,33 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ quota.Actor) e
 	return nil
 }
 
+// updateTenant renames a tenant or moves it to another plan.
+func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	var req client.UpdateTenantRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	op := quota.Op{Type: quota.OpUpdateTenant, Tenant: r.PathValue("tenant")}
+	if req.Name != nil {
+		if *req.Name == "" {
+			return quota.Errorf(quota.CodeInvalid, "name must not be empty")
+		}
+		op.Name = *req.Name
+	}
+	if req.Plan != nil {
+		op.Plan = *req.Plan
+		if op.Plan == "" {
+			op.Plan = "-" // no plan: the catalog's defaults
+		}
+	}
+	res, err := a.do(r, who, false, op)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, wireTenant(res.Ops[0].Tenant))
+	return nil
+}
+
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
 	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpDeleteTenant, Tenant: r.PathValue("tenant")}); err != nil {
 		return err

@@ -219,6 +219,9 @@ read:
 		}
 	}
 	base := &quota.Tenant{ID: t.ID, Plan: t.Plan} // plan and catalog defaults
+	if plan, ok := replay.Plans[tenant]; ok {
+		base.Plan = plan // the plan it had then
+	}
 	out := client.UsageAt{Tenant: tenant, At: at, Resources: make([]client.UsageResource, 0, len(a.cat.Resources))}
 	for _, res := range a.cat.Resources {
 		hard, ok := replay.Hard[tenant][res.Name]
@@ -256,7 +259,7 @@ func (a *API) getThresholds(w http.ResponseWriter, r *http.Request, _ quota.Acto
 // EventTypes are the types of ledger events a webhook may subscribe to.
 var EventTypes = []string{
 	"consumer.put", "consumer.delete", "consumer.expired", "quota.set", "limit.set", "thresholds.set",
-	"tenant.create", "tenant.delete", "token.create", "token.revoke",
+	"tenant.create", "tenant.update", "tenant.delete", "token.create", "token.revoke",
 	"request.create", "request.supersede", "request.approve", "request.deny",
 	"webhook.create", "webhook.delete", quota.NotificationType,
 }

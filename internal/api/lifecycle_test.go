@@ -360,3 +360,38 @@ func TestWebhookEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestTenantUpdate(t *testing.T) {
+	l := newLifecycle(t)
+	ctx := t.Context()
+	str := func(s string) *string { return &s }
+	before := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	tn, err := l.admin.UpdateTenant(ctx, "acme", client.UpdateTenantRequest{Name: str("Acme Corp"), Plan: str("free")})
+	if err != nil || tn.Name != "Acme Corp" || tn.Plan != "free" {
+		t.Fatalf("update: %+v %v", tn, err)
+	}
+	q, _ := l.admin.Quotas(ctx, "acme")
+	if q.Resources[0].Hard != 2 {
+		t.Fatalf("hard after moving to free: %d", q.Resources[0].Hard)
+	}
+	// The past keeps the plan it had.
+	past, err := l.admin.UsageAt(ctx, "acme", before)
+	if err != nil || past.Resources[0].Hard != 10 {
+		t.Fatalf("usage before the change: %+v %v", past, err)
+	}
+	if tn, _ := l.admin.UpdateTenant(ctx, "acme", client.UpdateTenantRequest{Plan: str("")}); tn.Plan != "" {
+		t.Fatalf("back to no plan: %+v", tn)
+	}
+	if _, err := l.tenant.UpdateTenant(ctx, "acme", client.UpdateTenantRequest{Plan: str("pro")}); !client.IsCode(err, "forbidden") {
+		t.Fatalf("a tenant changing its own plan: %v", err)
+	}
+	for _, body := range []string{`{"plan":"gold"}`, `{"name":""}`, `{"plan":7}`, `{"owner":"x"}`, `{"name":"` + strings.Repeat("n", 300) + `"}`} {
+		if a := l.c.do("PATCH", "/api/v1/tenants/acme", l.srv.AdminToken, body); a.status != 400 {
+			t.Errorf("%s: %d %s", body, a.status, a.body)
+		}
+	}
+	if a := l.c.do("PATCH", "/api/v1/tenants/nobody", l.srv.AdminToken, `{"plan":"free"}`); a.status != 404 {
+		t.Errorf("an unknown tenant: %d", a.status)
+	}
+}

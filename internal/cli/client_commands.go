@@ -197,7 +197,29 @@ func tenantsCommand(r *remote) *cobra.Command {
 			fmt.Fprintf(r.stdout, "tenant %s deleted\n", a[0])
 			return nil
 		})}
-	return group("tenants", "Manage tenants", create, list, get, del)
+	var newName, newPlan string
+	update := &cobra.Command{Use: "update ID [--name NAME] [--plan PLAN]", Short: "Rename a tenant or move it to another plan (--plan '' for none)",
+		Args: args(cobra.ExactArgs(1)),
+		RunE: run(func(c *cobra.Command, a []string) error {
+			var req client.UpdateTenantRequest
+			if c.Flags().Changed("name") {
+				req.Name = &newName
+			}
+			if c.Flags().Changed("plan") {
+				req.Plan = &newPlan
+			}
+			if req.Name == nil && req.Plan == nil {
+				return usageError{"nothing to change: give --name or --plan"}
+			}
+			t, err := r.client().UpdateTenant(c.Context(), a[0], req)
+			if err != nil {
+				return err
+			}
+			return r.show(t, func(w io.Writer) { tenantTable(w, []client.Tenant{*t}) })
+		})}
+	update.Flags().StringVar(&newName, "name", "", "new display name")
+	update.Flags().StringVar(&newPlan, "plan", "", "new plan; empty for none")
+	return group("tenants", "Manage tenants", create, list, get, update, del)
 }
 
 func tenantTable(w io.Writer, ts []client.Tenant) {

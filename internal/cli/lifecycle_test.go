@@ -47,6 +47,13 @@ func TestLifecycleCommands(t *testing.T) {
 		t.Fatalf("non-integer value: %d %s", r.code, r.stderr)
 	}
 
+	if out := ok("tenants", "update", "globex", "--plan", "pro", "--name", "Globex Inc"); !strings.Contains(out, "Globex Inc") || !strings.Contains(out, "pro") {
+		t.Fatalf("tenants update:\n%s", out)
+	}
+	if r := allot(t, srv, "", "tenants", "update", "globex"); r.code != 2 {
+		t.Fatalf("tenants update with nothing to change: exit %d", r.code)
+	}
+
 	inv := filepath.Join(t.TempDir(), "inventory.yaml")
 	os.WriteFile(inv, []byte("kinds: [compute.instance]\nconsumers:\n  - {consumer: web-1, kind: compute.instance, state: running, attributes: {memory_mb: 256}}\n  - {consumer: web-9, kind: compute.instance, state: stopped, attributes: {memory_mb: 64}}\n"), 0o600)
 	if out := ok("reconcile", "acme", "-f", inv, "--dry-run"); !strings.Contains(out, "would be reconciled (dry run): 1 created, 0 updated, 1 deleted") ||

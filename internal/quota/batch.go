@@ -260,6 +260,8 @@ func (ws *workset) apply(ch Change, op Op) (OpResult, error) {
 		return ws.setLimit(ch, op)
 	case OpCreateTenant:
 		return ws.createTenant(ch, op)
+	case OpUpdateTenant:
+		return ws.updateTenant(ch, op)
 	case OpDeleteTenant:
 		return ws.deleteTenant(ch, op)
 	case OpPutToken:
@@ -449,6 +451,38 @@ func (ws *workset) createTenant(ch Change, op Op) (OpResult, error) {
 	ws.setTenant(op.Tenant, t)
 	ws.event(ch, "tenant.create", op.Tenant, op.Tenant, nil, tenantView{t.Name, t.Plan})
 	return OpResult{Tenant: t, Created: true, Changed: true, Usage: map[string]int64{}}, nil
+}
+
+// updateTenant renames a tenant or moves it to another plan. Its usage
+// is kept even where the new plan's quotas are lower: like a lowered
+// quota, that refuses growth, never what exists.
+func (ws *workset) updateTenant(ch Change, op Op) (OpResult, error) {
+	t, err := ws.tenant(op.Tenant)
+	if err != nil {
+		return OpResult{}, err
+	}
+	nt := cloneTenant(t)
+	if op.Name != "" {
+		nt.Name = op.Name
+	}
+	switch op.Plan {
+	case "":
+	case "-":
+		nt.Plan = ""
+	default:
+		nt.Plan = op.Plan
+	}
+	if nt.Name == t.Name && nt.Plan == t.Plan {
+		return OpResult{Tenant: t, Usage: ws.usageOf(op.Tenant)}, nil
+	}
+	for _, res := range ws.cat.Resources {
+		if ws.cat.Hard(nt, res) != ws.cat.Hard(t, res) {
+			ws.touch(op.Tenant, res.Name)
+		}
+	}
+	ws.setTenant(op.Tenant, nt)
+	ws.event(ch, "tenant.update", op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, tenantView{nt.Name, nt.Plan})
+	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
 func (ws *workset) deleteTenant(ch Change, op Op) (OpResult, error) {

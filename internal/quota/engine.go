@@ -19,6 +19,7 @@ const (
 	OpSetQuota       OpType = "set_quota"
 	OpSetLimit       OpType = "set_limit"
 	OpCreateTenant   OpType = "create_tenant"
+	OpUpdateTenant   OpType = "update_tenant" // name and plan
 	OpDeleteTenant   OpType = "delete_tenant"
 	OpPutToken       OpType = "put_token"
 	OpRevokeToken    OpType = "revoke_token"
@@ -56,8 +57,8 @@ type Op struct {
 	Limit    string        // set_limit
 	Range    Range         // set_limit
 
-	Name string // create_tenant: display name; revoke_token: token name
-	Plan string // create_tenant
+	Name string // create_tenant, update_tenant: display name ("" keeps it); revoke_token: token name
+	Plan string // create_tenant, update_tenant ("" keeps it; "-" for none)
 
 	Token   *Token // put_token
 	Replace bool   // put_token: replace a token of the same name (the bootstrap admin token)
@@ -337,11 +338,11 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if op.Range.Min < 0 || op.Range.Min > op.Range.Max {
 			return Errorf(CodeInvalid, "a limit must have 0 <= min <= max")
 		}
-	case OpCreateTenant:
+	case OpCreateTenant, OpUpdateTenant:
 		if len(op.Name) > 256 {
 			return Errorf(CodeInvalid, "name is longer than 256 bytes")
 		}
-		if op.Plan != "" && e.cat.Plans[op.Plan] == nil {
+		if op.Plan != "" && !(op.Type == OpUpdateTenant && op.Plan == "-") && e.cat.Plans[op.Plan] == nil {
 			return Errorf(CodeInvalid, "unknown plan %q", truncate(op.Plan, 140))
 		}
 	case OpDeleteTenant:

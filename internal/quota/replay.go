@@ -15,11 +15,13 @@ type Replay struct {
 	// Hard holds hard quotas set by quota.set events; resources without
 	// one have their plan's or the catalog's.
 	Hard map[string]map[string]int64
+	// Plans holds each tenant's plan, from tenant.create and tenant.update.
+	Plans map[string]string
 }
 
 // NewReplay returns an empty replay.
 func NewReplay() *Replay {
-	return &Replay{Usage: map[string]map[string]int64{}, Hard: map[string]map[string]int64{}}
+	return &Replay{Usage: map[string]map[string]int64{}, Hard: map[string]map[string]int64{}, Plans: map[string]string{}}
 }
 
 // Apply feeds one event.
@@ -48,9 +50,16 @@ func (r *Replay) Apply(e *Event) error {
 			r.Hard[e.Tenant] = map[string]int64{}
 		}
 		r.Hard[e.Tenant][e.Subject] = after.Hard
+	case "tenant.create", "tenant.update":
+		var after tenantView
+		if err := unmarshalView(e.After, &after); err != nil {
+			return fmt.Errorf("event %d: %w", e.Seq, err)
+		}
+		r.Plans[e.Tenant] = after.Plan
 	case "tenant.delete":
 		delete(r.Usage, e.Tenant)
 		delete(r.Hard, e.Tenant)
+		delete(r.Plans, e.Tenant)
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, opener Opener) {
 		{"Reconcile", testReconcile},
 		{"LedgerReplay", testLedgerReplay},
 		{"Outbox", testOutbox},
+		{"PlanChange", testPlanChange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
