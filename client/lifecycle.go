@@ -79,6 +79,14 @@ func (c *Client) UsageAt(ctx context.Context, tenant string, at time.Time) (*Usa
 	return call[UsageAt](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/usage", q, nil, nil)
 }
 
+// UsageHistory answers a tenant's usage and hard quotas at points moments
+// evenly spaced from from to to (both included), from one pass over the
+// ledger.
+func (c *Client) UsageHistory(ctx context.Context, tenant string, from, to time.Time, points int) (*UsageHistory, error) {
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}, "points": {strconv.Itoa(points)}}
+	return call[UsageHistory](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/usage/history", q, nil, nil)
+}
+
 // Thresholds reads a tenant's effective warning thresholds.
 func (c *Client) Thresholds(ctx context.Context, tenant string) ([]int64, error) {
 	t, err := call[Thresholds](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/thresholds", nil, nil, nil)

@@ -316,6 +316,14 @@ type UsageAt struct {
 	Resources []UsageResource `json:"resources"`
 }
 
+// UsageHistory answers GET /api/v1/tenants/{tenant}/usage/history: usage
+// and hard quotas at evenly spaced moments, rebuilt from one pass over the
+// ledger.
+type UsageHistory struct {
+	Tenant string    `json:"tenant"`
+	Points []UsageAt `json:"points"`
+}
+
 // UsageResource is one resource's usage and hard quota.
 type UsageResource struct {
 	Resource string `json:"resource"`

@@ -130,6 +130,7 @@ var intended = map[string]access{
 
 	"GET /api/v1/events":                                  anyToken,
 	"GET /api/v1/events/stream":                           anyToken,
+	"GET /api/v1/tenants/{tenant}/usage/history":          tenantReads,
 	"GET /api/v1/tenants/{tenant}/usage":                  tenantReads,
 	"POST /api/v1/tenants/{tenant}/requests":              tenantWrites,
 	"GET /api/v1/tenants/{tenant}/requests":               tenantReads,

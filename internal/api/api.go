@@ -64,6 +64,7 @@ func (a *API) Routes(mux Router) {
 	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents)
 	a.handle(mux, "GET /api/v1/events/stream", anyone, a.streamEvents)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage", tenantReads, a.usageAt)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage/history", tenantReads, a.usageHistory)
 
 	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests", tenantWrites, a.createRequest)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests", tenantReads, a.listRequests)

@@ -185,53 +185,112 @@ func (a *API) overQuota(w http.ResponseWriter, r *http.Request, _ quota.Actor) e
 // usageAt rebuilds a tenant's usage and hard quotas at a past moment from
 // the ledger.
 func (a *API) usageAt(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	tenant := r.PathValue("tenant")
 	at := time.Now().UTC()
 	if s := r.URL.Query().Get("at"); s != "" {
 		var err error
-		if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return quota.Errorf(quota.CodeInvalid, "at must be an RFC 3339 time, such as 2026-11-24T09:30:00Z")
+		if at, err = parseTime("at", s); err != nil {
+			return err
 		}
 	}
-	t, err := a.store.Tenant(r.Context(), tenant)
+	points, err := a.history(r, r.PathValue("tenant"), []time.Time{at})
 	if err != nil {
 		return err
 	}
+	respond(w, http.StatusOK, points[0])
+	return nil
+}
+
+// usageHistory answers usage at evenly spaced moments, replaying the
+// ledger once for all of them.
+func (a *API) usageHistory(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	q := r.URL.Query()
+	if q.Get("from") == "" || q.Get("to") == "" {
+		return quota.Errorf(quota.CodeInvalid, "from and to are required")
+	}
+	from, err := parseTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	if !to.After(from) {
+		return quota.Errorf(quota.CodeInvalid, "to must be after from")
+	}
+	n, err := queryInt(r, "points", 24, 2, 500)
+	if err != nil {
+		return err
+	}
+	moments := make([]time.Time, n)
+	for i := range moments {
+		moments[i] = from.Add(to.Sub(from) * time.Duration(i) / time.Duration(n-1))
+	}
+	points, err := a.history(r, r.PathValue("tenant"), moments)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, client.UsageHistory{Tenant: r.PathValue("tenant"), Points: points})
+	return nil
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, quota.Errorf(quota.CodeInvalid, "%s must be an RFC 3339 time, such as 2026-11-24T09:30:00Z", name)
+	}
+	return t.UTC(), nil
+}
+
+// history replays the tenant's ledger once and snapshots its usage and
+// hard quotas at each moment (ascending).
+func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]client.UsageAt, error) {
+	t, err := a.store.Tenant(r.Context(), tenant)
+	if err != nil {
+		return nil, err
+	}
 	replay := quota.NewReplay()
+	out := make([]client.UsageAt, 0, len(moments))
+	snapshot := func(at time.Time) {
+		base := &quota.Tenant{ID: t.ID, Plan: t.Plan} // plan and catalog defaults
+		if plan, ok := replay.Plans[tenant]; ok {
+			base.Plan = plan // the plan it had then
+		}
+		u := client.UsageAt{Tenant: tenant, At: at, Resources: make([]client.UsageResource, 0, len(a.cat.Resources))}
+		for _, res := range a.cat.Resources {
+			hard, ok := replay.Hard[tenant][res.Name]
+			if !ok {
+				hard = a.cat.Hard(base, res)
+			}
+			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Name, Used: replay.Usage[tenant][res.Name], Hard: hard})
+		}
+		out = append(out, u)
+	}
 	after := int64(0)
-read:
-	for {
+	for len(out) < len(moments) {
 		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 1000})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, e := range es {
-			if e.Time.After(at) {
-				break read
+			for len(out) < len(moments) && e.Time.After(moments[len(out)]) {
+				snapshot(moments[len(out)])
+			}
+			if len(out) == len(moments) {
+				break
 			}
 			if err := replay.Apply(e); err != nil {
-				return err
+				return nil, err
 			}
 			after = e.Seq
 		}
 		if len(es) < 1000 {
-			break
+			for len(out) < len(moments) {
+				snapshot(moments[len(out)])
+			}
 		}
 	}
-	base := &quota.Tenant{ID: t.ID, Plan: t.Plan} // plan and catalog defaults
-	if plan, ok := replay.Plans[tenant]; ok {
-		base.Plan = plan // the plan it had then
-	}
-	out := client.UsageAt{Tenant: tenant, At: at, Resources: make([]client.UsageResource, 0, len(a.cat.Resources))}
-	for _, res := range a.cat.Resources {
-		hard, ok := replay.Hard[tenant][res.Name]
-		if !ok {
-			hard = a.cat.Hard(base, res)
-		}
-		out.Resources = append(out.Resources, client.UsageResource{Resource: res.Name, Used: replay.Usage[tenant][res.Name], Hard: hard})
-	}
-	respond(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
 func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Actor) error {

@@ -189,6 +189,23 @@ func TestUsageAtAPastMoment(t *testing.T) {
 	if ans := l.c.do("GET", "/api/v1/tenants/acme/usage?at=yesterday", l.tenantToken, nil); ans.status != 400 {
 		t.Errorf("bad at: %d", ans.status)
 	}
+	// The same answers from one pass: a history whose moments straddle the changes.
+	h, err := l.tenant.UsageHistory(ctx, "acme", mid.Add(-time.Hour), time.Now().Add(time.Millisecond), 3)
+	if err != nil || len(h.Points) != 3 {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	if r := find(&h.Points[0], "compute.volumes"); r.Used != 0 || r.Hard != 10 {
+		t.Errorf("an hour before: %+v, want 0 of 10", r)
+	}
+	if r := find(&h.Points[2], "compute.volumes"); r.Used != 3 || r.Hard != 7 {
+		t.Errorf("at the end of the history: %+v, want 3 of 7", r)
+	}
+	for _, q := range []string{"", "?from=2026-01-01T00:00:00Z", "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+		"?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&points=1", "?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&points=501", "?from=x&to=y"} {
+		if ans := l.c.do("GET", "/api/v1/tenants/acme/usage/history"+q, l.tenantToken, nil); ans.status != 400 {
+			t.Errorf("history%s: %d", q, ans.status)
+		}
+	}
 	if ans := l.c.do("GET", "/api/v1/tenants/globex/usage", l.tenantToken, nil); ans.status != 404 {
 		t.Errorf("another tenant's usage: %d", ans.status)
 	}

@@ -247,7 +247,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"OverQuotaList": client.OverQuotaList{}, "OverQuotaTenant": client.OverQuotaTenant{}, "OverQuotaResource": client.OverQuotaResource{},
 		"UsageAt": client.UsageAt{}, "UsageResource": client.UsageResource{}, "CreateWebhookRequest": client.CreateWebhookRequest{},
 		"Webhook": client.Webhook{}, "WebhookList": client.WebhookList{}, "Thresholds": client.Thresholds{},
-		"UpdateTenantRequest": client.UpdateTenantRequest{},
+		"UpdateTenantRequest": client.UpdateTenantRequest{}, "UsageHistory": client.UsageHistory{},
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {

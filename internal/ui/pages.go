@@ -3,14 +3,11 @@ package ui
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/allot-dev/allot/client"
 )
@@ -127,16 +124,14 @@ func (u *UI) tenantPage(w http.ResponseWriter, r *http.Request, s *session) erro
 			span = cr
 		}
 	}
-	now, samples, errs := u.now(), make([]*client.UsageAt, chartPoints), make([]error, chartPoints)
-	var wg sync.WaitGroup
-	for i := range chartPoints { // each rebuilds the past from the ledger: in parallel
-		wg.Go(func() {
-			samples[i], errs[i] = c.UsageAt(ctx, id, now.Add(-span.Span+span.Span*time.Duration(i)/(chartPoints-1)))
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	now := u.now()
+	history, err := c.UsageHistory(ctx, id, now.Add(-span.Span), now, chartPoints) // one pass over the ledger
+	if err != nil {
 		return err
+	}
+	samples := make([]*client.UsageAt, len(history.Points))
+	for i := range history.Points {
+		samples[i] = &history.Points[i]
 	}
 	var kinds, states []string
 	for _, k := range u.cfg.Catalog.Kinds {
