@@ -64,6 +64,20 @@ func (c *Client) Reconcile(ctx context.Context, tenant string, inv Inventory, dr
 	return call[Reconciliation](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/inventory", q, nil, inv)
 }
 
+// Utilisation lists tenants by their highest utilisation, those over a hard
+// quota first; query filters by id or name (case-insensitive), limit <= 0
+// for the server's default.
+func (c *Client) Utilisation(ctx context.Context, query string, limit int) (*Utilisation, error) {
+	q := url.Values{}
+	if query != "" {
+		q.Set("q", query)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return call[Utilisation](ctx, c, "GET", "/api/v1/utilisation", q, nil, nil)
+}
+
 // OverQuota lists the tenants whose usage exceeds a hard quota.
 func (c *Client) OverQuota(ctx context.Context) ([]OverQuotaTenant, error) {
 	l, err := call[OverQuotaList](ctx, c, "GET", "/api/v1/overquota", nil, nil, nil)

@@ -59,6 +59,23 @@ type ResourceQuota struct {
 	OverQuota   bool   `json:"over_quota"`
 }
 
+// Utilisation answers GET /api/v1/utilisation: tenants by their highest
+// utilisation, those over a hard quota first. Total counts the tenants
+// that matched, before the limit.
+type Utilisation struct {
+	Tenants []TenantUtilisation `json:"tenants"`
+	Total   int                 `json:"total"`
+}
+
+// TenantUtilisation is a tenant's most used resource, relative to its hard
+// quota, with the resources it is over and its warning thresholds.
+type TenantUtilisation struct {
+	Tenant     Tenant        `json:"tenant"`
+	Worst      ResourceQuota `json:"worst"`
+	Over       []string      `json:"over"`
+	Thresholds []int64       `json:"thresholds"`
+}
+
 // Limit is a tenant's per-object limit of one kind.
 type Limit struct {
 	Kind  string `json:"kind"`

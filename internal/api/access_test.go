@@ -139,6 +139,7 @@ var intended = map[string]access{
 	"POST /api/v1/tenants/{tenant}/requests/{id}/deny":    adminOnly,
 	"GET /api/v1/requests":                                operators,
 	"PUT /api/v1/tenants/{tenant}/inventory":              operators,
+	"GET /api/v1/utilisation":                             operators,
 	"GET /api/v1/overquota":                               operators,
 	"GET /api/v1/tenants/{tenant}/thresholds":             tenantReads,
 	"PUT /api/v1/tenants/{tenant}/thresholds":             adminOnly,

@@ -75,6 +75,7 @@ func (a *API) Routes(mux Router) {
 
 	a.handle(mux, "PUT /api/v1/tenants/{tenant}/inventory", operators, a.putInventory)
 	a.handle(mux, "GET /api/v1/overquota", operators, a.overQuota)
+	a.handle(mux, "GET /api/v1/utilisation", operators, a.utilisation)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/thresholds", tenantReads, a.getThresholds)
 	a.handle(mux, "PUT /api/v1/tenants/{tenant}/thresholds", adminOnly, a.setThresholds)
 

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -178,6 +180,64 @@ func (a *API) overQuota(w http.ResponseWriter, r *http.Request, _ quota.Actor) e
 		return slices.MaxFunc(t.Resources, func(a, b client.OverQuotaResource) int { return cmp.Compare(a.Over, b.Over) }).Over
 	}
 	slices.SortStableFunc(out.Tenants, func(x, y client.OverQuotaTenant) int { return cmp.Compare(worst(y), worst(x)) })
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+// utilisation ranks tenants by their highest utilisation, over-quota ones
+// first, from two reads (tenants, and everyone's usage).
+func (a *API) utilisation(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	limit, err := queryInt(r, "limit", 100, 1, 10000)
+	if err != nil {
+		return err
+	}
+	search := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	if len(search) > 256 {
+		return quota.Errorf(quota.CodeInvalid, "q is longer than 256 bytes")
+	}
+	ts, err := a.store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	usage, err := a.store.AllUsage(r.Context())
+	if err != nil {
+		return err
+	}
+	type ranked struct {
+		client.TenantUtilisation
+		ratio float64
+	}
+	var rows []ranked
+	for _, t := range ts {
+		if search != "" && !strings.Contains(strings.ToLower(t.ID), search) && !strings.Contains(strings.ToLower(t.Name), search) {
+			continue
+		}
+		row := ranked{TenantUtilisation: client.TenantUtilisation{Tenant: wireTenant(t), Over: []string{}, Thresholds: a.cat.TenantThresholds(t)}, ratio: -1}
+		for _, res := range a.cat.Resources {
+			rq := resourceQuota(a.cat, t, res, usage[t.ID])
+			ratio := 0.0
+			switch {
+			case rq.Hard > 0:
+				ratio = float64(rq.Used) / float64(rq.Hard)
+			case rq.Used > 0:
+				ratio = math.Inf(1)
+			}
+			if ratio > row.ratio {
+				row.Worst, row.ratio = rq, ratio
+			}
+			if rq.OverQuota {
+				row.Over = append(row.Over, res.Name)
+			}
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(x, y ranked) int {
+		return cmp.Or(cmp.Compare(min(len(y.Over), 1), min(len(x.Over), 1)), cmp.Compare(y.ratio, x.ratio), strings.Compare(x.Tenant.ID, y.Tenant.ID))
+	})
+	out := client.Utilisation{Tenants: []client.TenantUtilisation{}, Total: len(rows)}
+	for _, row := range rows[:min(len(rows), int(limit))] {
+		out.Tenants = append(out.Tenants, row.TenantUtilisation)
+	}
 	respond(w, http.StatusOK, out)
 	return nil
 }

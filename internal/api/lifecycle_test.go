@@ -127,6 +127,20 @@ func TestReconcileAndOverQuota(t *testing.T) {
 	if err != nil || len(over) != 1 || over[0].Tenant != "acme" || over[0].Resources[0] != (client.OverQuotaResource{Resource: "compute.instances", Used: 2, Hard: 1, Over: 1}) {
 		t.Fatalf("over quota: %+v %v", over, err)
 	}
+	u, err := l.admin.Utilisation(ctx, "", 0)
+	if err != nil || u.Total != 2 || u.Tenants[0].Tenant.ID != "acme" || u.Tenants[0].Worst.Resource != "compute.instances" ||
+		u.Tenants[0].Over[0] != "compute.instances" || len(u.Tenants[0].Thresholds) != 2 {
+		t.Fatalf("utilisation: %+v %v", u, err)
+	}
+	if u, _ := l.admin.Utilisation(ctx, "GLOB", 0); u.Total != 1 || u.Tenants[0].Tenant.ID != "globex" {
+		t.Fatalf("utilisation search: %+v", u)
+	}
+	if u, _ := l.admin.Utilisation(ctx, "", 1); u.Total != 2 || len(u.Tenants) != 1 {
+		t.Fatalf("utilisation limit: %+v", u)
+	}
+	if _, err := l.tenant.Utilisation(ctx, "", 0); !client.IsCode(err, "forbidden") {
+		t.Fatalf("a tenant ranking everyone: %v", err)
+	}
 	if _, err := l.tenant.Reconcile(ctx, "acme", inv, false); !client.IsCode(err, "forbidden") {
 		t.Fatalf("a tenant reconciling: %v", err)
 	}

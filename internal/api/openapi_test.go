@@ -248,6 +248,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"UsageAt": client.UsageAt{}, "UsageResource": client.UsageResource{}, "CreateWebhookRequest": client.CreateWebhookRequest{},
 		"Webhook": client.Webhook{}, "WebhookList": client.WebhookList{}, "Thresholds": client.Thresholds{},
 		"UpdateTenantRequest": client.UpdateTenantRequest{}, "UsageHistory": client.UsageHistory{},
+		"Utilisation": client.Utilisation{}, "TenantUtilisation": client.TenantUtilisation{},
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {

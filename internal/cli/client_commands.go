@@ -628,73 +628,32 @@ func eventsCommand(r *remote) *cobra.Command {
 	return c
 }
 
-// utilisation of a tenant: its most used resource, as a fraction of the
-// hard quota; usage against a zero quota counts as infinitely over.
-type utilisation struct {
-	tenant, resource string
-	used, hard       int64
-	ratio            float64
-}
-
 func topCommand(r *remote) *cobra.Command {
-	return &cobra.Command{Use: "top", Short: "Tenants by their highest utilisation, those over quota first", Args: args(cobra.NoArgs),
+	var search string
+	var limit int
+	c := &cobra.Command{Use: "top", Short: "Tenants by their highest utilisation, those over quota first", Args: args(cobra.NoArgs),
 		RunE: run(func(c *cobra.Command, a []string) error {
-			cl := r.client()
-			ts, err := cl.Tenants(c.Context())
+			u, err := r.client().Utilisation(c.Context(), search, limit)
 			if err != nil {
 				return err
 			}
-			var rows []utilisation
-			for _, t := range ts {
-				q, err := cl.Quotas(c.Context(), t.ID)
-				if err != nil {
-					return err
-				}
-				best := utilisation{tenant: t.ID, ratio: -1}
-				for _, res := range q.Resources {
-					ratio := 0.0
-					switch {
-					case res.Hard > 0:
-						ratio = float64(res.Used) / float64(res.Hard)
-					case res.Used > 0:
-						ratio = float64(1 << 62)
-					}
-					if ratio > best.ratio {
-						best = utilisation{t.ID, res.Resource, res.Used, res.Hard, ratio}
-					}
-				}
-				rows = append(rows, best)
-			}
-			slices.SortStableFunc(rows, func(a, b utilisation) int {
-				switch {
-				case a.ratio > b.ratio:
-					return -1
-				case a.ratio < b.ratio:
-					return 1
-				}
-				return strings.Compare(a.tenant, b.tenant)
-			})
-			type jsonRow struct {
-				Tenant   string  `json:"tenant"`
-				Resource string  `json:"resource"`
-				Used     int64   `json:"used"`
-				Hard     int64   `json:"hard"`
-				Ratio    float64 `json:"utilisation"`
-			}
-			out := make([]jsonRow, len(rows))
-			for i, x := range rows {
-				out[i] = jsonRow{x.tenant, x.resource, x.used, x.hard, x.ratio}
-			}
-			return r.show(out, func(w io.Writer) {
+			return r.show(u, func(w io.Writer) {
 				t := newTable("", "TENANT", "RESOURCE", "USED/HARD", "USAGE", "%")
-				for _, x := range rows {
-					mark, pct := "", percent(x.used, x.hard)
-					if x.used > x.hard {
+				for _, x := range u.Tenants {
+					used, hard := x.Worst.Used, x.Worst.Hard
+					mark, pct := "", percent(used, hard)
+					if len(x.Over) > 0 {
 						mark, pct = "!", pct+" OVER"
 					}
-					t.row(mark, x.tenant, dash(x.resource), fmt.Sprintf("%d/%d", x.used, x.hard), bar(x.used, x.hard), pct)
+					t.row(mark, x.Tenant.ID, dash(x.Worst.Resource), fmt.Sprintf("%d/%d", used, hard), bar(used, hard), pct)
 				}
 				t.print(w)
+				if u.Total > len(u.Tenants) {
+					fmt.Fprintf(w, "(%d more; --limit shows more)\n", u.Total-len(u.Tenants))
+				}
 			})
 		})}
+	c.Flags().StringVar(&search, "search", "", "only tenants whose id or name contains this")
+	c.Flags().IntVar(&limit, "limit", 0, "at most this many tenants (server default 100)")
+	return c
 }

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -23,53 +22,29 @@ type tenantRow struct {
 // highest utilisation.
 func (u *UI) tenantsPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, c := r.Context(), u.client(s)
-	ts, err := c.Tenants(ctx)
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	all, err := c.Utilisation(ctx, "", 1) // the number of tenants in all
 	if err != nil {
 		return err
 	}
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	rows := []tenantRow{}
-	for _, t := range ts {
-		if q != "" && !containsFold(t.ID, q) && !containsFold(t.Name, q) {
-			continue
-		}
-		qs, err := c.Quotas(ctx, t.ID)
-		if client.IsCode(err, "not_found") {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		th, err := c.Thresholds(ctx, t.ID)
-		if err != nil && !client.IsCode(err, "not_found") {
-			return err
-		}
-		row := tenantRow{Tenant: t}
-		for i, rq := range qs.Resources {
-			if b := newBar(rq, th); i == 0 || b.Pct > row.Worst.Pct {
-				row.Worst = b
-			}
-			if rq.OverQuota {
-				row.Over = append(row.Over, rq.Resource)
-			}
-		}
-		rows = append(rows, row)
+	util, err := c.Utilisation(ctx, q, tenantsShown) // ranked by the server in one pass
+	if err != nil {
+		return err
 	}
-	over := func(t tenantRow) int { return min(len(t.Over), 1) }
-	slices.SortStableFunc(rows, func(a, b tenantRow) int {
-		return cmp.Or(cmp.Compare(over(b), over(a)), cmp.Compare(b.Worst.Pct, a.Worst.Pct), cmp.Compare(a.ID, b.ID))
-	})
+	rows := make([]tenantRow, 0, len(util.Tenants))
+	for _, x := range util.Tenants {
+		rows = append(rows, tenantRow{Tenant: x.Tenant, Worst: newBar(x.Worst, x.Thresholds), Over: x.Over})
+	}
 	u.render(w, r, s, http.StatusOK, "tenants", view{Title: "Tenants", Section: "tenants", Page: struct {
 		Query string
 		Rows  []tenantRow
 		Total int
-	}{q, rows, len(ts)}})
+	}{q, rows, all.Total}})
 	return nil
 }
 
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
+// tenantsShown is the most tenants the overview lists; search finds the rest.
+const tenantsShown = 500
 
 type service struct {
 	Name string
