@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,7 +113,7 @@ func (b *pgBaseline) check(ctx context.Context) (overshoot int64, problems []str
 // runBaseline runs the claim workload against the baseline in a schema of
 // its own, which it drops at the end.
 func runBaseline(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary, error) {
-	dsn, drop, err := tempSchema(ctx, cfg.Database)
+	dsn, drop, err := tempSchema(ctx, cmp.Or(cfg.BaselineDatabase, cfg.Database))
 	if err != nil {
 		return nil, err
 	}

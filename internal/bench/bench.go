@@ -28,6 +28,9 @@ type Config struct {
 	// Database is the embedded server's store ("" for SQLite) and the
 	// baseline's database.
 	Database    string
+	// BaselineDatabase is where the baseline runs; "" for Database. With
+	// it, allot on SQLite and the PostgreSQL baseline run in one invocation.
+	BaselineDatabase string
 	Workload    string
 	Tenants     int
 	Concurrency int
@@ -67,8 +70,10 @@ func (c Config) Validate() error {
 		return errors.New("database must be empty (SQLite) or a postgres:// URL")
 	case c.Baseline != "" && c.Baseline != "postgres":
 		return fmt.Errorf("baseline must be postgres, not %q", c.Baseline)
-	case c.Baseline != "" && c.Database == "":
-		return errors.New("baseline postgres needs --database postgres://…")
+	case c.BaselineDatabase != "" && !isPostgres(c.BaselineDatabase):
+		return errors.New("baseline-database must be a postgres:// URL")
+	case c.Baseline != "" && c.Database == "" && c.BaselineDatabase == "":
+		return errors.New("baseline postgres needs --baseline-database (or --database) postgres://…")
 	case c.Baseline != "" && c.Workload != "claim" && c.Workload != "hot":
 		return errors.New("the baseline runs the claim and hot workloads only")
 	}

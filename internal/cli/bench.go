@@ -71,6 +71,7 @@ a conditional UPDATE), and adds its figures and allot's ratio to them.`,
 	f := c.Flags()
 	f.BoolVar(&cfg.Embedded, "embedded", false, "start a server here, in a temporary directory, instead of using --server")
 	f.StringVar(&cfg.Database, "database", "", "with --embedded: empty for SQLite, or a postgres:// URL (a temporary schema is used); the baseline's database")
+	f.StringVar(&cfg.BaselineDatabase, "baseline-database", "", "the baseline's postgres:// URL, when allot runs on another store (e.g. embedded SQLite)")
 	f.StringVar(&cfg.Workload, "workload", cfg.Workload, strings.Join(bench.Workloads, ", "))
 	f.IntVar(&cfg.Tenants, "tenants", cfg.Tenants, "tenants to spread the load over")
 	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent workers, each with one request in flight")
