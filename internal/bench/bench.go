@@ -27,17 +27,17 @@ type Config struct {
 	Embedded bool
 	// Database is the embedded server's store ("" for SQLite) and the
 	// baseline's database.
-	Database    string
+	Database string
 	// BaselineDatabase is where the baseline runs; "" for Database. With
 	// it, allot on SQLite and the PostgreSQL baseline run in one invocation.
 	BaselineDatabase string
-	Workload    string
-	Tenants     int
-	Concurrency int
-	BatchSize   int // operations per request of the batch workload
-	Duration    time.Duration
-	Warmup      time.Duration
-	Baseline    string // "" or "postgres"
+	Workload         string
+	Tenants          int
+	Concurrency      int
+	BatchSize        int // operations per request of the batch workload
+	Duration         time.Duration
+	Warmup           time.Duration
+	Baseline         string // "" or "postgres"
 }
 
 // Workloads are the workloads Run knows:
