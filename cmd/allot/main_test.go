@@ -3,9 +3,9 @@ package main_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -185,34 +185,10 @@ func TestAnsweredClaimsSurviveSIGKILL(t *testing.T) {
 		}
 	}
 	// Usage equals the sum of the footprints of what exists.
-	var total int
-	cursor := ""
-	for {
-		code, body := again.req(t, "GET", "/api/v1/tenants/t1/consumers?limit=1000&cursor="+cursor, adminToken, "")
-		if code != 200 {
-			t.Fatalf("list: %d %s", code, body)
-		}
-		var page struct {
-			Consumers  []json.RawMessage `json:"consumers"`
-			NextCursor string            `json:"next_cursor"`
-		}
-		json.Unmarshal(body, &page)
-		total += len(page.Consumers)
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
-	}
-	_, body := again.req(t, "GET", "/api/v1/tenants/t1/quotas", adminToken, "")
-	var q struct {
-		Resources []struct {
-			Resource string
-			Used     int
-		}
-	}
-	json.Unmarshal(body, &q)
-	if q.Resources[0].Resource != "compute.instances" || q.Resources[0].Used != total {
-		t.Fatalf("instances used %d, but %d consumers exist", q.Resources[0].Used, total)
+	st := readState(t, again, []string{"t1"})
+	total := len(st.consumers["t1"])
+	if used := st.usage["t1"]["compute.instances"]; used != int64(total) || !maps.Equal(nonZero(st.usage["t1"]), nonZero(st.footprint["t1"])) {
+		t.Fatalf("instances used %d, but %d consumers exist; usage %v, footprints %v", used, total, st.usage["t1"], st.footprint["t1"])
 	}
 	t.Logf("%d admitted claims checked after SIGKILL; %d consumers exist", len(admitted), total)
 }

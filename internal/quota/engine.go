@@ -269,7 +269,7 @@ func (e *Engine) validate(ch *Change) error {
 	if len(ch.Ops) == 0 {
 		return Errorf(CodeInvalid, "no operations")
 	}
-	if len(ch.Ops) > e.cfg.MaxOps && ch.Ops[0].Type != OpReconcile {
+	if len(ch.Ops) > e.cfg.MaxOps {
 		return Errorf(CodeInvalid, "%d operations; at most %d are allowed in one change", len(ch.Ops), e.cfg.MaxOps)
 	}
 	for i := range ch.Ops {

@@ -23,13 +23,17 @@ type tenantRow struct {
 func (u *UI) tenantsPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, c := r.Context(), u.client(s)
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	all, err := c.Utilisation(ctx, "", 1) // the number of tenants in all
-	if err != nil {
-		return err
-	}
 	util, err := c.Utilisation(ctx, q, tenantsShown) // ranked by the server in one pass
 	if err != nil {
 		return err
+	}
+	total := util.Total
+	if q != "" { // Total counts the matches; the page also shows how many tenants there are
+		all, err := c.Utilisation(ctx, "", 1)
+		if err != nil {
+			return err
+		}
+		total = all.Total
 	}
 	rows := make([]tenantRow, 0, len(util.Tenants))
 	for _, x := range util.Tenants {
@@ -39,7 +43,7 @@ func (u *UI) tenantsPage(w http.ResponseWriter, r *http.Request, s *session) err
 		Query string
 		Rows  []tenantRow
 		Total int
-	}{q, rows, all.Total}})
+	}{q, rows, total}})
 	return nil
 }
 
