@@ -179,6 +179,7 @@ var statusOf = map[quota.Code]int{
 	quota.CodeTooMany:            http.StatusTooManyRequests,
 	quota.CodeOverloaded:         http.StatusServiceUnavailable,
 	quota.CodeUnavailable:        http.StatusServiceUnavailable,
+	quota.CodeOutcomeUnknown:     http.StatusServiceUnavailable,
 	quota.CodeInternal:           http.StatusInternalServerError,
 	codeMethodNotAllowed:         http.StatusMethodNotAllowed,
 }

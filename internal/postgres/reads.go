@@ -315,3 +315,15 @@ func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*q
 func notFound(what, id string) error {
 	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
 }
+
+// Pin implements quota.Store.
+func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
+	var recorded string
+	err := s.pool.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO meta (region, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING value)
+		SELECT value FROM ins UNION ALL SELECT value FROM meta WHERE region = $1 AND key = $2 LIMIT 1`, s.region, key, value).Scan(&recorded)
+	if err != nil {
+		return "", quota.Unavailable(fmt.Errorf("postgres: pinning %s: %w", key, err))
+	}
+	return recorded, nil
+}

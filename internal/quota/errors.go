@@ -22,7 +22,11 @@ const (
 	CodeTooLarge           Code = "body_too_large"
 	CodeTooMany            Code = "too_many_requests" // failed authentications from one address or key
 	CodeOverloaded         Code = "overloaded"        // the write queue is full; retry
-	CodeUnavailable        Code = "unavailable"       // the store failed or allot is stopping; retry
+	CodeUnavailable        Code = "unavailable"       // the store failed or allot is stopping; nothing was stored; retry
+	// CodeOutcomeUnknown: the store may or may not have committed the change
+	// (the connection broke after COMMIT was sent, and the outcome could not
+	// be looked up). The caller must read before it retries.
+	CodeOutcomeUnknown Code = "outcome_unknown"
 	CodeOutsideRange       Code = "outside_requestable_range"
 	CodeBelowUsage         Code = "below_usage"
 	CodeInternal           Code = "internal"
@@ -57,6 +61,17 @@ func Errorf(code Code, format string, args ...any) *Error {
 func Unavailable(err error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "the store is unavailable; retry shortly", Err: err}
 }
+
+// OutcomeUnknown marks a commit whose outcome is not known: it may have
+// been applied. Callers get 503 with the code outcome_unknown.
+func OutcomeUnknown(err error) *Error {
+	return &Error{Code: CodeOutcomeUnknown, Message: "the change may or may not have been stored; read its state before retrying", Err: err}
+}
+
+// ErrRejected wraps a store error that blames the data of one change (a
+// value the database refuses), not the store: the engine then commits the
+// batch's other changes without it.
+var ErrRejected = errors.New("the store refused a value")
 
 // ErrorCode returns the code of err, CodeInternal for errors that carry none.
 func ErrorCode(err error) Code {

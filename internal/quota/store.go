@@ -42,6 +42,11 @@ type Store interface {
 	// or failed with the time of the next attempt (zero: give up).
 	FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error
 
+	// Pin records value under key unless a value is recorded already, and
+	// returns the recorded value: a setting every process sharing the store
+	// must agree on, such as the fingerprint of the key that seals secrets.
+	Pin(ctx context.Context, key, value string) (string, error)
+
 	// Ping reports whether the store is reachable and migrated.
 	Ping(ctx context.Context) error
 	Close() error

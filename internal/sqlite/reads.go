@@ -120,3 +120,18 @@ func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event
 	}
 	return out, nil
 }
+
+// Pin implements quota.Store.
+func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
+	var recorded string
+	err := s.immediate(ctx, func() error {
+		if _, err := s.conn.ExecContext(ctx, `INSERT INTO meta (region, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, s.region, key, value); err != nil {
+			return err
+		}
+		return s.conn.QueryRowContext(ctx, `SELECT value FROM meta WHERE region = ? AND key = ?`, s.region, key).Scan(&recorded)
+	})
+	if err != nil {
+		return "", quota.Unavailable(fmt.Errorf("sqlite: pinning %s: %w", key, err))
+	}
+	return recorded, nil
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, opener Opener) {
 		{"LedgerReplay", testLedgerReplay},
 		{"Outbox", testOutbox},
 		{"PlanChange", testPlanChange},
+		{"Pin", testPin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -762,5 +763,21 @@ func testListConsumers(t *testing.T, h *harness) {
 	exp, err := h.store.Expired(h.ctx, h.clock.Now(), 10)
 	if err != nil || len(exp) != 1 || exp[0].ID != "r" {
 		t.Fatalf("expired = %v, %v", exp, err)
+	}
+}
+
+// testPin: the first value pinned under a key stays, for every process.
+func testPin(t *testing.T, h *harness) {
+	got, err := h.store.Pin(h.ctx, "fingerprint", "aaa")
+	if err != nil || got != "aaa" {
+		t.Fatalf("first pin = %q, %v; want aaa", got, err)
+	}
+	other := h.open()
+	defer other.Close()
+	if got, err := other.Pin(h.ctx, "fingerprint", "bbb"); err != nil || got != "aaa" {
+		t.Fatalf("second pin from another process = %q, %v; want the first value, aaa", got, err)
+	}
+	if got, err := h.store.Pin(h.ctx, "other", "ccc"); err != nil || got != "ccc" {
+		t.Fatalf("pin of another key = %q, %v; want ccc", got, err)
 	}
 }
