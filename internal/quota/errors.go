@@ -27,9 +27,9 @@ const (
 	// (the connection broke after COMMIT was sent, and the outcome could not
 	// be looked up). The caller must read before it retries.
 	CodeOutcomeUnknown Code = "outcome_unknown"
-	CodeOutsideRange       Code = "outside_requestable_range"
-	CodeBelowUsage         Code = "below_usage"
-	CodeInternal           Code = "internal"
+	CodeOutsideRange   Code = "outside_requestable_range"
+	CodeBelowUsage     Code = "below_usage"
+	CodeInternal       Code = "internal"
 )
 
 // Error is a domain error with a code, a message fit for the caller and, for
