@@ -3,20 +3,22 @@ package auth_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/pgtest"
+	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
-	"github.com/allot-dev/allot/internal/sqlite"
 )
 
+// TestCachedTokensAndRevocation needs two processes on one database: the
+// PostgreSQL store (SQLite serves one process).
 func TestCachedTokensAndRevocation(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "allot.db")
+	dsn := pgtest.Schema(t)
 	open := func() quota.Store {
-		st, err := sqlite.Open(ctx, path, "local", slog.New(slog.DiscardHandler))
+		st, err := postgres.Open(ctx, dsn, "local", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -85,9 +87,9 @@ func check(ctx context.Context, path string) error {
 	return nil
 }
 
-// notInUse fails if an allot has the database open: every Open holds a
-// shared lock on path+".lock" (SQLite's own locks cannot tell, in WAL mode,
-// whether a reader is connected), and this takes it exclusively.
+// notInUse fails if an allot has the database open: every Open holds an
+// exclusive lock on path+".lock" (SQLite's own locks cannot tell, in WAL
+// mode, whether a reader is connected), and this tries to take it.
 func notInUse(_ context.Context, path string) error {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -95,22 +97,39 @@ func notInUse(_ context.Context, path string) error {
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("%s is in use by a running allot; stop it before restoring", path)
+		return fmt.Errorf("%s is in use by a running allot%s; stop it before restoring", path, holder(f))
 	}
 	return nil
 }
 
-// holdShared takes the shared lock that marks the database in use.
-func holdShared(path string) (*os.File, error) {
+// own takes the lock that makes this process the database's only user: the
+// committer keeps the database's state in memory, so a second process
+// writing the same file would make it wrong. The lock file names the
+// holder's PID, for the message another process gets.
+func own(path string) (*os.File, error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening the lock file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		msg := fmt.Sprintf("%s is in use by another allot%s; one process serves a SQLite database (use PostgreSQL for several)", path, holder(f))
 		f.Close()
-		return nil, fmt.Errorf("%s is being restored: %w", path, err)
+		return nil, errors.New(msg)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// holder names the process that holds a lock file, as " (pid N)".
+func holder(f *os.File) string {
+	b := make([]byte, 32)
+	n, _ := f.ReadAt(b, 0)
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n]))); err == nil && pid > 0 {
+		return fmt.Sprintf(" (pid %d)", pid)
+	}
+	return ""
 }
 
 func copyFile(src, dest string) error {

@@ -1,6 +1,6 @@
-// Package sqlite is allot's embedded store: one SQLite file, written by one
-// connection in BEGIN IMMEDIATE transactions (so several processes on one
-// file stay correct), read by a separate pool.
+// Package sqlite is allot's embedded store: one SQLite file, owned by one
+// process (a second is refused), written by one connection in BEGIN
+// IMMEDIATE transactions, read by a separate pool.
 package sqlite
 
 import (
@@ -34,7 +34,7 @@ type Store struct {
 	read   *sql.DB
 	reads  *stmtCache // the read pool's prepared statements
 
-	inUse *os.File // a shared lock: restore refuses while it is held
+	inUse *os.File // the exclusive lock that makes this process the only user
 
 	mu    sync.Mutex // serializes Update on the writer connection
 	conn  *sql.Conn
@@ -56,7 +56,7 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	inUse, err := holdShared(path)
+	inUse, err := own(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}

@@ -2,8 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/allot-dev/allot/internal/quota"
@@ -24,7 +28,48 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) func() quota.Store {
 		path := filepath.Join(t.TempDir(), "allot.db")
 		return func() quota.Store { return open(t, path) }
-	})
+	}, storetest.Config{OneProcess: true})
+}
+
+// TestOneProcess: a second process on a database is refused at once,
+// naming the holder, and changes nothing in the directory.
+func TestOneProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "allot.db")
+	first := open(t, path)
+	defer first.Close()
+	before := listDir(t, dir)
+	_, err := sqlite.Open(context.Background(), path, "test", slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Fatal("a second Open of the same database succeeded")
+	}
+	if want := fmt.Sprintf("in use by another allot (pid %d)", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+	if after := listDir(t, dir); !maps.Equal(before, after) {
+		t.Fatalf("the refused open changed the directory:\n before %v\n after  %v", before, after)
+	}
+	// Once the first closes, the database can be opened again.
+	first.Close()
+	open(t, path).Close()
+}
+
+// listDir maps each file of dir to its size and modification time.
+func listDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = fmt.Sprintf("%d %s", info.Size(), info.ModTime())
+	}
+	return out
 }
 
 // TestPragmas checks the settings durability depends on.
