@@ -290,7 +290,7 @@ func (ws *workset) putConsumer(ch Change, op Op) (OpResult, error) {
 		return OpResult{}, err
 	}
 	key := ConsumerKey{op.Tenant, op.Consumer}
-	old := ws.consumers[key]
+	old := ws.releaseIfExpired(key)
 	if op.IfMatch != 0 && (old == nil || old.Generation != op.IfMatch) {
 		return OpResult{}, Errorf(CodeGenerationMismatch, "consumer %s is not at generation %d", op.Consumer, op.IfMatch)
 	}
@@ -360,6 +360,9 @@ func (ws *workset) deleteConsumer(ch Change, op Op) (OpResult, error) {
 	key := ConsumerKey{op.Tenant, op.Consumer}
 	old := ws.consumers[key]
 	typ := "consumer.delete"
+	if op.Type != OpExpireConsumer {
+		old = ws.releaseIfExpired(key)
+	}
 	if op.Type == OpExpireConsumer {
 		// Another process may have released it, or it was confirmed or renewed.
 		if old == nil || old.Generation != op.Generation || old.ExpiresAt == nil || old.ExpiresAt.After(ws.now) {
@@ -379,6 +382,22 @@ func (ws *workset) deleteConsumer(ch Change, op Op) (OpResult, error) {
 	ws.countConsumer(op.Tenant, true, -1)
 	ws.event(ch, typ, op.Tenant, op.Consumer, viewOf(old), nil)
 	return OpResult{Consumer: old, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
+}
+
+// releaseIfExpired returns the consumer at key, first releasing it if it
+// is a reservation whose time ran out: expiry is decided by the
+// reservation's time, never by when the sweeper last ran, so an expired
+// reservation can be neither confirmed nor renewed.
+func (ws *workset) releaseIfExpired(key ConsumerKey) *Consumer {
+	c := ws.consumers[key]
+	if c == nil || c.ExpiresAt == nil || c.ExpiresAt.After(ws.now) {
+		return c
+	}
+	ws.setConsumer(key, nil)
+	ws.addUsage(key.Tenant, Delta(c.Footprint, nil))
+	ws.countConsumer(key.Tenant, true, -1)
+	ws.event(Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reason: "expired"}, "consumer.expired", key.Tenant, key.ID, viewOf(c), nil)
+	return nil
 }
 
 // countConsumer keeps the consumer count of a tenant being deleted in step.

@@ -145,7 +145,12 @@ type Engine struct {
 	commitMu  sync.Mutex
 	committed chan struct{} // closed and replaced after each commit
 	queue     chan *request
-	done      chan struct{}
+	// system is allot's own lane (expiring reservations): the committer
+	// serves it first, so a full client queue never holds up releasing
+	// quota, and its changes are few and large, so they never crowd out
+	// client changes.
+	system chan *request
+	done   chan struct{}
 }
 
 type request struct {
@@ -183,8 +188,8 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, store: cfg.Store, cat: cfg.Catalog, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
-		queue: make(chan *request, cfg.QueueSize),
-		done:  make(chan struct{}), committed: make(chan struct{}),
+		queue: make(chan *request, cfg.QueueSize), system: make(chan *request, 4),
+		done: make(chan struct{}), committed: make(chan struct{}),
 	}
 }
 
@@ -256,7 +261,29 @@ func (e *Engine) Do(ctx context.Context, ch Change) (*Result, error) {
 		return r.res, r.err
 	case <-ctx.Done():
 		// The change may still commit: the caller gave up, not the engine.
-		return nil, &Error{Code: CodeUnavailable, Message: "the request ended before its change was committed", Err: ctx.Err()}
+		return nil, Errorf(CodeOutcomeUnknown, "the request ended before its change was decided; it may still be stored")
+	}
+}
+
+// doSystem queues one of allot's own changes on the system lane, waiting
+// for room rather than being refused.
+func (e *Engine) doSystem(ctx context.Context, ch Change) (*Result, error) {
+	if err := e.validate(&ch); err != nil {
+		return nil, err
+	}
+	r := &request{change: ch, done: make(chan struct{})}
+	select {
+	case e.system <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.done:
+		return nil, Errorf(CodeUnavailable, "allot is shutting down")
+	}
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
@@ -271,6 +298,9 @@ func (e *Engine) validate(ch *Change) error {
 	}
 	if len(ch.Ops) > e.cfg.MaxOps {
 		return Errorf(CodeInvalid, "%d operations; at most %d are allowed in one change", len(ch.Ops), e.cfg.MaxOps)
+	}
+	if err := CheckText("reason", ch.Reason, 1024); err != nil {
+		return err
 	}
 	for i := range ch.Ops {
 		if err := e.validateOp(&ch.Ops[i]); err != nil {
@@ -299,6 +329,7 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if err := CheckID("tenant", op.Tenant); err != nil {
 			return asError(err)
 		}
+		op.Tenant = CanonicalTenant(op.Tenant)
 	}
 	switch op.Type {
 	case OpPutConsumer:
@@ -339,8 +370,8 @@ func (e *Engine) validateOp(op *Op) *Error {
 			return Errorf(CodeInvalid, "a limit must have 0 <= min <= max")
 		}
 	case OpCreateTenant, OpUpdateTenant:
-		if len(op.Name) > 256 {
-			return Errorf(CodeInvalid, "name is longer than 256 bytes")
+		if err := CheckText("name", op.Name, 256); err != nil {
+			return asError(err)
 		}
 		if op.Plan != "" && !(op.Type == OpUpdateTenant && op.Plan == "-") && e.cat.Plans[op.Plan] == nil {
 			return Errorf(CodeInvalid, "unknown plan %q", truncate(op.Plan, 140))
@@ -356,6 +387,12 @@ func (e *Engine) validateOp(op *Op) *Error {
 		}
 		if (t.Role == RoleTenant) != (t.Tenant != "") {
 			return Errorf(CodeInvalid, "a tenant token names its tenant; other roles name none")
+		}
+		if t.Tenant != "" {
+			if err := CheckID("tenant", t.Tenant); err != nil {
+				return asError(err)
+			}
+			t.Tenant = CanonicalTenant(t.Tenant)
 		}
 		op.Tenant = t.Tenant
 	case OpRevokeToken:
@@ -374,8 +411,8 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if err := CheckID("request", op.ID); err != nil {
 			return asError(err)
 		}
-		if len(op.Comment) > 1024 {
-			return Errorf(CodeInvalid, "comment is longer than 1024 bytes")
+		if err := CheckText("comment", op.Comment, 1024); err != nil {
+			return asError(err)
 		}
 	case OpReconcile:
 		if len(op.Kinds) == 0 {
@@ -411,10 +448,14 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if h == nil || h.URL == "" || len(h.Sealed) == 0 {
 			return Errorf(CodeInvalid, "a webhook needs a URL and a secret")
 		}
+		if err := CheckText("url", h.URL, 2048); err != nil {
+			return asError(err)
+		}
 		if h.Tenant != "" {
 			if err := CheckID("tenant", h.Tenant); err != nil {
 				return asError(err)
 			}
+			h.Tenant = CanonicalTenant(h.Tenant)
 		}
 		h.ID = newID("wh-")
 		op.Tenant = h.Tenant
@@ -438,13 +479,30 @@ func (e *Engine) commitLoop() {
 		r := next
 		next = nil
 		if r == nil {
-			var ok bool
-			if r, ok = <-e.queue; !ok {
-				return
+			select {
+			case r = <-e.system:
+			default:
+				select {
+				case r = <-e.system:
+				case q, ok := <-e.queue:
+					if !ok {
+						return
+					}
+					r = q
+				}
 			}
 		}
 		batch := []*request{r}
 		if !r.change.Ops[0].Type.exclusive() {
+		system:
+			for len(batch) < e.cfg.MaxBatch {
+				select {
+				case s := <-e.system:
+					batch = append(batch, s)
+				default:
+					break system
+				}
+			}
 		drain:
 			for len(batch) < e.cfg.MaxBatch {
 				select {
@@ -495,10 +553,31 @@ func (e *Engine) commit(batch []*request) {
 		e.commitMu.Unlock()
 	}
 	if err != nil {
-		e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
+		if errors.Is(err, ErrRejected) && len(batch) > 1 {
+			// One change's data failed the whole transaction: commit each
+			// change on its own, so only the culprit fails.
+			e.log.Warn("the store refused a batch; committing its changes one by one", "requests", len(batch), "err", err)
+			for _, r := range batch {
+				e.commit([]*request{r})
+			}
+			return
+		}
+		// Logged here once for the batch; the answers carry no cause, so
+		// the handlers do not log it once per request.
+		answer := Error{Code: CodeUnavailable, Message: "the change could not be stored; nothing of it was applied; retry shortly"}
+		switch {
+		case errors.Is(err, ErrRejected):
+			answer = Error{Code: CodeInvalid, Message: "the store refused a value of this change"}
+			e.log.Error("the store refused a change", "err", err)
+		case ErrorCode(err) == CodeOutcomeUnknown:
+			answer = Error{Code: CodeOutcomeUnknown, Message: "the change may or may not have been stored: the store's answer to the commit was lost; read its state before retrying"}
+			e.log.Error("commit outcome unknown", "requests", len(batch), "err", err)
+		default:
+			e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
+		}
 		for _, r := range batch {
-			r.res = nil
-			r.err = &Error{Code: CodeUnavailable, Message: "the change could not be stored; retry shortly", Err: err}
+			a := answer
+			r.res, r.err = nil, &a
 		}
 	}
 	for _, r := range batch {
@@ -531,52 +610,42 @@ func (e *Engine) sweepLoop(ctx context.Context) {
 }
 
 // Sweep releases every reservation expired by now and returns how many it
-// released.
+// released. Each round lists up to sweepPage expired reservations and
+// expires them in a few large changes on the system lane.
 func (e *Engine) Sweep(ctx context.Context) (int, error) {
 	released := 0
 	for {
-		cs, err := e.store.Expired(ctx, e.now(), 500)
+		cs, err := e.store.Expired(ctx, e.now(), sweepPage)
 		if err != nil || len(cs) == 0 {
 			return released, err
 		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var firstErr error
 		n := 0
-		for _, c := range cs {
-			wg.Go(func() {
-				res, err := e.Do(ctx, Change{
-					Actor:  Actor{Name: "allot", Role: RoleSystem},
-					Reason: "expired",
-					Ops:    []Op{{Type: OpExpireConsumer, Tenant: c.Tenant, Consumer: c.ID, Generation: c.Generation}},
-				})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					firstErr = cmpOr(firstErr, err)
-				} else if res.Ops[0].Changed {
+		for chunk := range slices.Chunk(cs, e.cfg.MaxOps) {
+			ops := make([]Op, len(chunk))
+			for i, c := range chunk {
+				ops[i] = Op{Type: OpExpireConsumer, Tenant: c.Tenant, Consumer: c.ID, Generation: c.Generation}
+			}
+			res, err := e.doSystem(ctx, Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reason: "expired", Ops: ops})
+			if err != nil {
+				e.obs.Expired(n)
+				return released + n, err
+			}
+			for _, o := range res.Ops {
+				if o.Changed {
 					n++
 				}
-			})
+			}
 		}
-		wg.Wait()
 		released += n
 		e.obs.Expired(n)
-		if firstErr != nil {
-			return released, firstErr
-		}
-		if len(cs) < 500 || n == 0 {
+		if len(cs) < sweepPage || n == 0 {
 			return released, nil
 		}
 	}
 }
 
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
+// sweepPage is how many expired reservations one sweep round handles.
+const sweepPage = 500
 
 type nopObserver struct{}
 

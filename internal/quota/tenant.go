@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // idPattern is what every identifier (tenant, consumer, token name, plan)
@@ -23,6 +24,57 @@ func CheckID(what, s string) error {
 		return Errorf(CodeInvalid, "%s %q is not valid: 1 to 128 characters of A-Z a-z 0-9 . _ : -", what, truncate(s, 140))
 	}
 	return nil
+}
+
+// uuidShaped matches the ids whose case carries no meaning: UUIDs (RFC
+// 9562 makes them case-insensitive) and the 32-hex project ids of Huawei
+// Cloud.
+var uuidShaped = regexp.MustCompile(`^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32})$`)
+
+// CanonicalTenant is the one spelling of a tenant id: UUID-shaped ids in
+// lower case, every other id as it is. Every boundary that takes a tenant
+// id from outside (paths, bodies, queries, tokens) passes it through here,
+// and tenant ids are then compared byte for byte, never case-folded.
+func CanonicalTenant(id string) string {
+	if uuidShaped.MatchString(id) {
+		return strings.ToLower(id)
+	}
+	return id
+}
+
+// SameTenant reports whether a and b name the same tenant. It is the only
+// comparison of tenant ids that authorization uses.
+func SameTenant(a, b string) bool { return CanonicalTenant(a) == CanonicalTenant(b) }
+
+// CheckText applies the one rule for free text (names, reasons, comments,
+// URLs, query values): valid UTF-8 of at most max bytes, with no control
+// characters (C0, DEL, C1) and no bidirectional embedding, override or
+// isolate controls, which can make text display as something else.
+func CheckText(what, s string, max int) error {
+	if len(s) > max {
+		return Errorf(CodeInvalid, "%s is longer than %d bytes", what, max)
+	}
+	if !utf8.ValidString(s) {
+		return Errorf(CodeInvalid, "%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if BadRune(r) {
+			return Errorf(CodeInvalid, "%s holds the control character %U, which is not allowed", what, r)
+		}
+	}
+	return nil
+}
+
+// BadRune reports whether r may not appear in text allot stores: control
+// characters and bidirectional formatting controls.
+func BadRune(r rune) bool {
+	switch {
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 // Tenant owns consumers and holds quotas.
