@@ -7,11 +7,14 @@ import (
 
 // Limiter counts failed authentications per key (a source address, a token
 // name) in fixed windows, and blocks a key that failed too often until its
-// window ends. Memory is bounded: windows that ended are forgotten.
+// window ends. Memory is bounded: windows that ended are swept, and the
+// table holds at most maxLimiterEntries keys; a new key past that evicts a
+// random one, since keys come from requests and anyone can make more.
 type Limiter struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
+	max        int
+	window     time.Duration
+	now        func() time.Time
+	maxEntries int
 
 	mu    sync.Mutex
 	count map[string]*window
@@ -23,13 +26,16 @@ type window struct {
 	ends     time.Time
 }
 
+// maxLimiterEntries bounds a Limiter's table (about 100 bytes an entry).
+const maxLimiterEntries = 10_000
+
 // NewLimiter allows max failures per key within each window; max <= 0
 // disables it.
 func NewLimiter(max int, per time.Duration, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{max: max, window: per, now: now, count: map[string]*window{}}
+	return &Limiter{max: max, window: per, now: now, maxEntries: maxLimiterEntries, count: map[string]*window{}}
 }
 
 // Blocked reports whether key is blocked, and until when.
@@ -64,8 +70,21 @@ func (l *Limiter) Failed(key string) {
 	}
 	w := l.count[key]
 	if w == nil || !now.Before(w.ends) {
+		if w == nil && len(l.count) >= l.maxEntries {
+			for victim := range l.count { // map order is random enough
+				delete(l.count, victim)
+				break
+			}
+		}
 		w = &window{ends: now.Add(l.window)}
 		l.count[key] = w
 	}
 	w.failures++
+}
+
+// size is how many keys the table holds.
+func (l *Limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.count)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -177,12 +178,18 @@ func (d *Dialect) int32(t *quota.Tenant, typ, field string, v int64) int32 {
 // authenticate accepts an AK/SK signature or an X-Auth-Token.
 func (d *Dialect) authenticate(r *http.Request) (quota.Actor, error) {
 	if strings.HasPrefix(r.Header.Get("Authorization"), "SDK-HMAC-SHA256") {
+		from := sourceHost(r)
+		// A locked-out key and address is refused before any work, and
+		// whatever it sends: a right guess must not be told apart.
+		if a, err := ParseAuthorization(r.Header.Get("Authorization")); err == nil && d.lockout.locked(a.Access, from) {
+			return quota.Actor{Name: a.Access}, &signatureError{ak: a.Access, from: from, err: errLockedOut}
+		}
 		// GET bodies are empty; read at most a little to hash what came.
 		ak, err := d.verifier.Verify(r.Context(), r, nil)
 		if err != nil {
-			return quota.Actor{Name: ak}, &signatureError{ak: ak, err: err}
+			return quota.Actor{Name: ak}, &signatureError{ak: ak, from: from, err: err}
 		}
-		d.lockout.succeeded(ak)
+		d.lockout.succeeded(ak, from)
 		t, err := d.store.Token(r.Context(), ak)
 		if err != nil {
 			return quota.Actor{}, err
@@ -196,11 +203,21 @@ func (d *Dialect) authenticate(r *http.Request) (quota.Actor, error) {
 	return auth.Authenticate(r.Context(), d.store, token)
 }
 
+// sourceHost is the address a request came from: the connection's, since
+// allot does not trust X-Forwarded-For.
+func sourceHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 var errNoToken = errors.New("no token")
 
 type signatureError struct {
-	ak  string
-	err error
+	ak, from string
+	err      error
 }
 
 func (e *signatureError) Error() string { return e.err.Error() }
@@ -208,9 +225,6 @@ func (e *signatureError) Unwrap() error { return e.err }
 
 // secret finds the secret key of an access key for the verifier.
 func (d *Dialect) secret(ctx context.Context, ak string) (string, error) {
-	if d.lockout.locked(ak) {
-		return "", errLockedOut
-	}
 	t, err := d.store.Token(ctx, ak)
 	if quota.ErrorCode(err) == quota.CodeNotFound || (err == nil && (t.Sealed == nil || t.RevokedAt != nil)) {
 		return "", ErrUnknownKey
@@ -225,19 +239,22 @@ func (d *Dialect) secret(ctx context.Context, ak string) (string, error) {
 	return string(sk), nil
 }
 
-var errLockedOut = errors.New("too many failed signatures; the access key is refused for a while")
+var errLockedOut = errors.New("too many failed signatures; the access key is refused from this address for a while")
 
 func (d *Dialect) authFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var se *signatureError
 	switch {
 	case errors.As(err, &se):
-		// Only failures against a real key count towards its lockout, so
-		// made-up access keys cannot grow the table.
-		if errors.Is(err, ErrBadSignature) || errors.Is(err, ErrExpired) {
-			if d.lockout.failed(se.ak) {
-				d.log.Warn("dcs: access key locked out after repeated failed signatures", "access_key", se.ak, "for", lockoutFor)
+		// Only a fresh, well-formed request for a real, active key whose
+		// signature is wrong counts (the verifier checks everything else
+		// first): the access key travels in clear, so anything cheaper to
+		// forge would let anyone lock its owner out.
+		if errors.Is(err, ErrBadSignature) {
+			if d.lockout.failed(se.ak, se.from) {
+				d.log.Warn("dcs: access key locked out from an address after repeated failed signatures",
+					"access_key", se.ak, "from", se.from, "for", lockoutFor)
 			}
-		} else if !errors.Is(err, ErrUnknownKey) && !errors.Is(err, ErrMalformed) &&
+		} else if !errors.Is(err, ErrUnknownKey) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrExpired) &&
 			!errors.Is(err, ErrNoSignature) && !errors.Is(err, errLockedOut) {
 			d.internal(w, r, err) // the store failed, not the caller
 			return
@@ -285,50 +302,95 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// lockout refuses an access key for lockoutFor after maxFailures failed
-// signatures in a row, as Huawei's API gateway does.
+// lockout refuses an access key from one source address for lockoutFor
+// after maxFailures failed signatures in a row from there, as Huawei's API
+// gateway refuses a key. Keying by address too means a stranger cannot lock
+// the owner out from elsewhere. The table is bounded: failures are forgotten
+// lockoutFor after the last one, expired entries are swept, and at maxEntries
+// a random entry makes room.
 type lockout struct {
-	now   func() time.Time
-	mu    sync.Mutex
-	fails map[string]int
-	until map[string]time.Time
+	now        func() time.Time
+	maxEntries int
+
+	mu      sync.Mutex
+	entries map[lockoutKey]*strikes
+	swept   time.Time
+}
+
+type lockoutKey struct{ ak, from string }
+
+type strikes struct {
+	failures int
+	last     time.Time // of the latest failure
+	until    time.Time // the lockout's end; zero while not locked
+}
+
+// expired reports whether the entry no longer matters at now.
+func (s *strikes) expired(now time.Time) bool {
+	return !now.Before(s.until) && now.Sub(s.last) >= lockoutFor
 }
 
 const (
 	maxFailures = 5
 	lockoutFor  = 5 * time.Minute
+	// maxLockoutEntries bounds the table (about 200 bytes an entry).
+	maxLockoutEntries = 10_000
 )
 
 func newLockout(now func() time.Time) *lockout {
-	return &lockout{now: now, fails: map[string]int{}, until: map[string]time.Time{}}
+	return &lockout{now: now, maxEntries: maxLockoutEntries, entries: map[lockoutKey]*strikes{}}
 }
 
-func (l *lockout) locked(ak string) bool {
+func (l *lockout) locked(ak, from string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	until, ok := l.until[ak]
-	if ok && l.now().After(until) {
-		delete(l.until, ak)
-		return false
-	}
-	return ok
+	s := l.entries[lockoutKey{ak, from}]
+	return s != nil && l.now().Before(s.until)
 }
 
 // failed counts a failure and reports whether it locked the key out.
-func (l *lockout) failed(ak string) bool {
+func (l *lockout) failed(ak, from string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fails[ak]++
-	if l.fails[ak] < maxFailures {
+	now := l.now()
+	if now.Sub(l.swept) >= time.Minute {
+		for k, s := range l.entries {
+			if s.expired(now) {
+				delete(l.entries, k)
+			}
+		}
+		l.swept = now
+	}
+	k := lockoutKey{ak, from}
+	s := l.entries[k]
+	if s == nil || s.expired(now) {
+		if s == nil && len(l.entries) >= l.maxEntries {
+			for victim := range l.entries { // map order is random enough
+				delete(l.entries, victim)
+				break
+			}
+		}
+		s = &strikes{}
+		l.entries[k] = s
+	}
+	s.failures++
+	s.last = now
+	if s.failures < maxFailures {
 		return false
 	}
-	delete(l.fails, ak)
-	l.until[ak] = l.now().Add(lockoutFor)
+	s.failures, s.until = 0, now.Add(lockoutFor)
 	return true
 }
 
-func (l *lockout) succeeded(ak string) {
+func (l *lockout) succeeded(ak, from string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.fails, ak)
+	delete(l.entries, lockoutKey{ak, from})
+}
+
+// size is how many entries the table holds.
+func (l *lockout) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
 }

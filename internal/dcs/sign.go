@@ -80,12 +80,20 @@ func ParseAuthorization(header string) (Authorization, error) {
 			a.Access, a.Scope = parts[0], &CredentialScope{Date: parts[1], Region: parts[2], Service: parts[3]}
 		case "SignedHeaders":
 			a.SignedHeaders = strings.Split(v, ";")
+			// A name signed twice would put its values in the canonical
+			// request twice: a thousand repeats of one large header would
+			// cost a thousand times its size. The SDKs never repeat one.
+			names := map[string]bool{}
 			for _, h := range a.SignedHeaders {
 				if h == "" || h != strings.ToLower(h) || strings.ContainsFunc(h, func(r rune) bool {
 					return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
 				}) {
 					return a, fmt.Errorf("%w: signed header %q", ErrMalformed, truncate(h, 40))
 				}
+				if names[h] {
+					return a, fmt.Errorf("%w: signed header %q twice", ErrMalformed, truncate(h, 40))
+				}
+				names[h] = true
 			}
 		case "Signature":
 			if b, err := hex.DecodeString(v); err != nil || len(b) != sha256.Size {

@@ -24,10 +24,12 @@ func FuzzParseAuthorization(f *testing.F) {
 		if a.Access == "" || len(a.SignedHeaders) == 0 || len(a.Signature) != 64 {
 			t.Fatalf("%q parsed into %+v", header, a)
 		}
+		seen := map[string]bool{}
 		for _, h := range a.SignedHeaders {
-			if h == "" || h != strings.ToLower(h) {
-				t.Fatalf("%q: bad signed header %q", header, h)
+			if h == "" || h != strings.ToLower(h) || seen[h] {
+				t.Fatalf("%q: bad or repeated signed header %q", header, h)
 			}
+			seen[h] = true
 		}
 	})
 }

@@ -231,6 +231,8 @@ func TestParseAuthorization(t *testing.T) {
 		"SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host, Signature=xyz",
 		"SDK-HMAC-SHA256 Access=AK1, SignedHeaders=Host, Signature=" + sig,
 		"SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host;;x, Signature=" + sig,
+		// a name signed twice would repeat its values in the canonical request
+		"SDK-HMAC-SHA256 Access=AK1, SignedHeaders=x-big;x-sdk-date;x-big, Signature=" + sig,
 		"SDK-HMAC-SHA256 Access=AK1, Access=AK2, SignedHeaders=host, Signature=" + sig,
 		"SDK-HMAC-SHA256 Access=AK1, Credential=AK1/20261122/r/s/sdk_request, SignedHeaders=host, Signature=" + sig,
 		"SDK-HMAC-SHA256 Credential=AK1/2026112/r/s/sdk_request, SignedHeaders=host, Signature=" + sig,

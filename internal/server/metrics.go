@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,10 +14,12 @@ import (
 )
 
 // Metrics are allot's Prometheus metrics. It implements quota.Observer for
-// the engine. No metric carries a tenant label unless per-tenant gauges are
-// asked for: tenants are unbounded, series must not be.
+// the engine. Every label takes its value from a fixed set, whatever a
+// request says, and no metric carries a tenant label unless per-tenant
+// gauges are asked for: tenants are unbounded, series must not be.
 type Metrics struct {
 	registry *prometheus.Registry
+	routes   *routeLabels
 
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
@@ -32,6 +35,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
+		routes:   &routeLabels{seen: map[string]bool{}},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "allot_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -74,11 +78,76 @@ func (m *Metrics) Batch(requests int, took time.Duration, err error) {
 
 // Decided implements quota.Observer.
 func (m *Metrics) Decided(op quota.OpType, code quota.Code) {
-	result := string(code)
-	if code == "" {
-		result = "admitted"
+	m.decisions.WithLabelValues(opLabel(op), resultLabel(code)).Inc()
+}
+
+// opLabel and resultLabel keep the engine's operations and codes; anything
+// else is counted as "other", so no caller of the engine can grow the sets.
+func opLabel(op quota.OpType) string {
+	switch op {
+	case quota.OpPutConsumer, quota.OpDeleteConsumer, quota.OpExpireConsumer, quota.OpSetQuota, quota.OpSetLimit,
+		quota.OpCreateTenant, quota.OpUpdateTenant, quota.OpDeleteTenant, quota.OpPutToken, quota.OpRevokeToken,
+		quota.OpRequest, quota.OpDecide, quota.OpReconcile, quota.OpPutWebhook, quota.OpDeleteWebhook,
+		quota.OpSetThresholds:
+		return string(op)
 	}
-	m.decisions.WithLabelValues(string(op), result).Inc()
+	return "other"
+}
+
+func resultLabel(code quota.Code) string {
+	switch code {
+	case "":
+		return "admitted"
+	case quota.CodeInvalid, quota.CodeNotFound, quota.CodeConflict, quota.CodeQuotaExceeded, quota.CodeLimitViolation,
+		quota.CodeGenerationMismatch, quota.CodeUnauthorized, quota.CodeForbidden, quota.CodeTooLarge, quota.CodeTooMany,
+		quota.CodeOverloaded, quota.CodeUnavailable, quota.CodeOutcomeUnknown, quota.CodeOutsideRange,
+		quota.CodeBelowUsage, quota.CodeInternal:
+		return string(code)
+	}
+	return "other"
+}
+
+// methodLabel keeps the standard methods a client of allot sends; any
+// other token is a valid HTTP method, and there are as many as anyone likes.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel is a real status code, or "other".
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
+}
+
+// routeLabels turns the pattern a request matched into its route label.
+// Patterns come from the muxes' registrations, a fixed set; the cap only
+// guards against a handler that one day sets a pattern from its input.
+type routeLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const maxRouteLabels = 256
+
+func (l *routeLabels) label(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.seen[pattern] {
+		if len(l.seen) >= maxRouteLabels {
+			return "other"
+		}
+		l.seen[pattern] = true
+	}
+	return pattern
 }
 
 // Expired implements quota.Observer.
@@ -102,12 +171,10 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		route := r.Pattern // set by the mux on this same request
-		if route == "" {
-			route = "unmatched"
-		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		route := m.routes.label(r.Pattern) // set by the mux on this same request
+		method := methodLabel(r.Method)
+		m.requests.WithLabelValues(route, method, statusLabel(sw.status)).Inc()
+		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -266,3 +266,49 @@ func TestAFailingStoreAcknowledgesNothing(t *testing.T) {
 		t.Errorf("allot_store_errors_total = %v, want 5", got)
 	}
 }
+
+func TestMetricLabelsComeFromFixedSets(t *testing.T) {
+	srv := testserver.Start(t)
+	const n = 2000
+	for i := range n {
+		// Invented methods on invented paths, and on paths under the
+		// dialects' and the native API's prefixes.
+		path := []string{"/invented/%d", "/v2/%d/quota", "/api/v1/tenants/x%d/y", "/v1/%d"}[i%4]
+		req, err := http.NewRequest(fmt.Sprintf("INVENTED%d", i), srv.URL+fmt.Sprintf(path, i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, "allot_http_requests_total{") {
+			continue
+		}
+		series++
+		if strings.Contains(line, "INVENTED") || strings.Contains(line, "/invented/") {
+			t.Errorf("a label carries the request's input: %s", line)
+		}
+	}
+	// A handful of routes, "other" for the method, a few statuses.
+	if series == 0 || series > 20 {
+		t.Errorf("%d requests with invented methods made %d allot_http_requests_total series, want 1 to 20", n, series)
+	}
+	if len(body) > 64<<10 {
+		t.Errorf("the exposition is %d bytes after %d invented requests, want at most 64 KiB", len(body), n)
+	}
+}
