@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -203,7 +204,11 @@ func (p *patternRecorder) HandleFunc(pattern string, _ func(http.ResponseWriter,
 func TestAccessMatrix(t *testing.T) {
 	srv := testserver.Start(t)
 	rec := &patternRecorder{}
-	api.New(srv.Engine, srv.Store, srv.Sealer, "local", nil).Routes(rec)
+	native, err := api.New(api.Config{Engine: srv.Engine, Store: srv.Store, Sealer: srv.Sealer, Region: "local", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native.Routes(rec)
 	for _, p := range rec.patterns {
 		if _, ok := intended[p]; !ok {
 			t.Errorf("route %s has no line in the access matrix", p)

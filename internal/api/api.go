@@ -2,14 +2,30 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/route"
 )
+
+// Config holds the native API's dependencies.
+type Config struct {
+	Engine *quota.Engine
+	Store  quota.Store
+	Sealer *auth.Sealer // encrypts the secret keys of AK/SK credentials
+	Region string
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
+	// Streams bounds the event streams: in all, and per token.
+	MaxStreams, MaxStreamsPerToken int // defaults 1000 and 10
+}
 
 // API holds the native API's dependencies.
 type API struct {
@@ -19,107 +35,96 @@ type API struct {
 	region string
 	log    *slog.Logger
 	sealer *auth.Sealer
+	now    func() time.Time
+	hub    *hub
 }
 
-// New returns the native API. sealer encrypts the secret keys of AK/SK
-// credentials.
-func New(engine *quota.Engine, store quota.Store, sealer *auth.Sealer, region string, log *slog.Logger) *API {
-	return &API{engine: engine, store: store, cat: engine.Catalog(), region: region, log: log, sealer: sealer}
+// New returns the native API.
+func New(cfg Config) (*API, error) {
+	switch {
+	case cfg.Engine == nil || cfg.Store == nil:
+		return nil, errors.New("api: an engine and a store are required")
+	case cfg.Sealer == nil:
+		return nil, errors.New("api: a sealer is required")
+	case cfg.Logger == nil:
+		return nil, errors.New("api: a logger is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{engine: cfg.Engine, store: cfg.Store, cat: cfg.Engine.Catalog(), region: cfg.Region, log: cfg.Logger,
+		sealer: cfg.Sealer, now: cfg.Now}
+	a.hub = newHub(cfg.Store, cfg.Engine, cfg.Logger, cfg.MaxStreams, cfg.MaxStreamsPerToken)
+	return a, nil
 }
 
-// Router is where routes are registered: an *http.ServeMux, or a recorder
-// in the test that holds the OpenAPI document to the routes.
-type Router interface {
-	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
-}
+// Routes lists every route of the native API, who may call it and the
+// query parameters it takes: the whole surface in one place.
+func (a *API) Routes(mux route.Router) {
+	mux.HandleFunc("GET /api/v1/openapi.json", a.serveOpenAPI)
 
-// Routes lists every route of the native API: the whole surface in one place.
-func (a *API) Routes(mux Router) {
-	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
-
-	a.handle(mux, "POST /api/v1/tenants", adminOnly, a.createTenant)
+	a.handle(mux, "POST /api/v1/tenants", adminOnly, a.createTenant, dryRun)
 	a.handle(mux, "GET /api/v1/tenants", operators, a.listTenants)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}", tenantReads, a.getTenant)
-	a.handle(mux, "PATCH /api/v1/tenants/{tenant}", adminOnly, a.updateTenant)
-	a.handle(mux, "DELETE /api/v1/tenants/{tenant}", adminOnly, a.deleteTenant)
+	a.handle(mux, "PATCH /api/v1/tenants/{tenant}", adminOnly, a.updateTenant, dryRun)
+	a.handle(mux, "DELETE /api/v1/tenants/{tenant}", adminOnly, a.deleteTenant, dryRun)
 
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/quotas", tenantReads, a.getQuotas)
-	a.handle(mux, "PUT /api/v1/tenants/{tenant}/quotas/{resource}", adminOnly, a.setQuota)
-	a.handle(mux, "PUT /api/v1/tenants/{tenant}/limits/{kind}/{limit}", adminOnly, a.setLimit)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/quotas/{resource}", adminOnly, a.setQuota, dryRun)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/limits/{kind}/{limit}", adminOnly, a.setLimit, dryRun)
 
-	a.handle(mux, "GET /api/v1/tenants/{tenant}/consumers", tenantReads, a.listConsumers)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/consumers", tenantReads, a.listConsumers, "kind", "state", "limit", "cursor")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/consumers/{consumer}", tenantReads, a.getConsumer)
-	a.handle(mux, "PUT /api/v1/tenants/{tenant}/consumers/{consumer}", operators, a.putConsumer)
-	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/consumers/{consumer}", operators, a.deleteConsumer)
-	a.handle(mux, "POST /api/v1/claims", operators, a.claims)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/consumers/{consumer}", operators, a.putConsumer, dryRun)
+	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/consumers/{consumer}", operators, a.deleteConsumer, dryRun)
+	a.handle(mux, "POST /api/v1/claims", operators, a.claims, dryRun)
 
-	a.handle(mux, "POST /api/v1/tokens", adminOnly, a.createToken)
+	a.handle(mux, "POST /api/v1/tokens", adminOnly, a.createToken, dryRun)
 	a.handle(mux, "GET /api/v1/tokens", adminOnly, a.listTokens)
-	a.handle(mux, "DELETE /api/v1/tokens/{name}", adminOnly, a.revokeToken)
+	a.handle(mux, "DELETE /api/v1/tokens/{name}", adminOnly, a.revokeToken, dryRun)
 
-	a.handle(mux, "POST /api/v1/tenants/{tenant}/credentials", adminOnly, a.createCredential)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/credentials", adminOnly, a.createCredential, dryRun)
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/credentials", adminOnly, a.listCredentials)
-	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/credentials/{access_key}", adminOnly, a.revokeCredential)
+	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/credentials/{access_key}", adminOnly, a.revokeCredential, dryRun)
 
-	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents)
-	a.handle(mux, "GET /api/v1/events/stream", anyone, a.streamEvents)
-	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage", tenantReads, a.usageAt)
-	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage/history", tenantReads, a.usageHistory)
+	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents, "after", "limit", "tenant")
+	a.handle(mux, "GET /api/v1/events/stream", anyone, a.streamEvents, "after", "tenant")
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage", tenantReads, a.usageAt, "at")
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage/history", tenantReads, a.usageHistory, "from", "to", "points")
 
-	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests", tenantWrites, a.createRequest)
-	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests", tenantReads, a.listRequests)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests", tenantWrites, a.createRequest, dryRun)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests", tenantReads, a.listRequests, "status", "limit")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/requests/{id}", tenantReads, a.getRequest)
-	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/approve", adminOnly, a.approveRequest)
-	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/deny", adminOnly, a.denyRequest)
-	a.handle(mux, "GET /api/v1/requests", operators, a.listRequests)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/approve", adminOnly, a.approveRequest, dryRun)
+	a.handle(mux, "POST /api/v1/tenants/{tenant}/requests/{id}/deny", adminOnly, a.denyRequest, dryRun)
+	a.handle(mux, "GET /api/v1/requests", operators, a.listRequests, "status", "limit")
 
-	a.handle(mux, "PUT /api/v1/tenants/{tenant}/inventory", operators, a.putInventory)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/inventory", operators, a.putInventory, dryRun)
 	a.handle(mux, "GET /api/v1/overquota", operators, a.overQuota)
-	a.handle(mux, "GET /api/v1/utilisation", operators, a.utilisation)
+	a.handle(mux, "GET /api/v1/utilisation", operators, a.utilisation, "limit", "q")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/thresholds", tenantReads, a.getThresholds)
-	a.handle(mux, "PUT /api/v1/tenants/{tenant}/thresholds", adminOnly, a.setThresholds)
+	a.handle(mux, "PUT /api/v1/tenants/{tenant}/thresholds", adminOnly, a.setThresholds, dryRun)
 
-	a.handle(mux, "POST /api/v1/webhooks", adminOnly, a.createWebhook)
+	a.handle(mux, "POST /api/v1/webhooks", adminOnly, a.createWebhook, dryRun)
 	a.handle(mux, "GET /api/v1/webhooks", adminOnly, a.listWebhooks)
-	a.handle(mux, "DELETE /api/v1/webhooks/{id}", adminOnly, a.deleteWebhook)
+	a.handle(mux, "DELETE /api/v1/webhooks/{id}", adminOnly, a.deleteWebhook, dryRun)
 }
+
+// dryRun is the query parameter of every write: answer what would happen,
+// change nothing.
+const dryRun = "dry_run"
 
 // Handler returns the native API with problem answers for unknown routes
 // and wrong methods.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	a.Routes(mux)
-	return Fallback(mux, a.log)
+	return route.Fallback(mux, a.Render)
 }
 
-// Fallback serves mux, answering requests that match no route with a
-// problem: 405 (with Allow) when the path exists under another method, else 404.
-func Fallback(mux *http.ServeMux, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		if allow := AllowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			Fail(w, r, log, quota.Errorf(codeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, strings.Join(allow, ", ")))
-			return
-		}
-		Fail(w, r, log, quota.Errorf(quota.CodeNotFound, "no such route: %s", truncate(r.URL.Path, 200)))
-	})
-}
-
-// AllowedMethods lists the methods mux routes for r's path.
-func AllowedMethods(mux *http.ServeMux, r *http.Request) []string {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, pattern := mux.Handler(probe); pattern != "" {
-			allow = append(allow, m)
-		}
-	}
-	return allow
+// Render writes a routing problem as a native problem answer.
+func (a *API) Render(w http.ResponseWriter, r *http.Request, p route.Problem) {
+	Fail(w, r, a.log, quota.Errorf(p.Code, "%s", p.Message))
 }
 
 // access says who may call a route.
@@ -135,12 +140,16 @@ const (
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who quota.Actor) error
 
-// handle registers fn behind authentication and the route's access rule.
-func (a *API) handle(mux Router, pattern string, acc access, fn handlerFunc) {
+// handle registers fn behind authentication, the route's access rule and
+// its query parameters: any other parameter is refused, never ignored.
+func (a *API) handle(mux route.Router, pattern string, acc access, fn handlerFunc, params ...string) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if t := r.PathValue("tenant"); t != "" {
+			r.SetPathValue("tenant", quota.CanonicalTenant(t))
+		}
 		who, err := a.authenticate(r)
-		if _, qerr := url.ParseQuery(r.URL.RawQuery); err == nil && qerr != nil {
-			err = quota.Errorf(quota.CodeInvalid, "the query string is malformed")
+		if err == nil {
+			err = checkQuery(r, params)
 		}
 		if err == nil {
 			err = authorize(who, acc, r.PathValue("tenant"))
@@ -152,6 +161,31 @@ func (a *API) handle(mux Router, pattern string, acc access, fn handlerFunc) {
 			Fail(w, r, a.log, err)
 		}
 	})
+}
+
+// checkQuery refuses a malformed query string, a parameter the route does
+// not take, a parameter given twice, and values that are not valid text.
+func checkQuery(r *http.Request, allowed []string) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return quota.Errorf(quota.CodeInvalid, "the query string is malformed")
+	}
+	for name, values := range q {
+		if !slices.Contains(allowed, name) {
+			takes := "takes no query parameters"
+			if len(allowed) > 0 {
+				takes = "takes " + strings.Join(allowed, ", ")
+			}
+			return quota.Errorf(quota.CodeUnknownParameter, "unknown query parameter %q: this route %s", truncate(name, 64), takes)
+		}
+		if len(values) > 1 {
+			return quota.Errorf(quota.CodeInvalid, "query parameter %s is given %d times", name, len(values))
+		}
+		if err := quota.CheckText(name, values[0], 1024); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *API) authenticate(r *http.Request) (quota.Actor, error) {
@@ -166,7 +200,7 @@ func (a *API) authenticate(r *http.Request) (quota.Actor, error) {
 // authorize applies a route's access rule. A tenant asking about another
 // tenant is told it does not exist, so existence never leaks.
 func authorize(who quota.Actor, acc access, pathTenant string) error {
-	if who.Role == quota.RoleTenant && pathTenant != "" && pathTenant != who.Tenant {
+	if who.Role == quota.RoleTenant && pathTenant != "" && !quota.SameTenant(pathTenant, who.Tenant) {
 		return quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(pathTenant, 130))
 	}
 	allowed := who.Role == quota.RoleAdmin

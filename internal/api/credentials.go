@@ -22,15 +22,15 @@ func (a *API) createCredential(w http.ResponseWriter, r *http.Request, who quota
 	}
 	ak, sk := auth.NewAccessKey()
 	tok := &quota.Token{Name: ak, Role: quota.RoleTenant, Tenant: tenant, Sealed: a.sealer.Seal([]byte(sk), ak)}
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpPutToken, Token: tok}); err != nil {
-		return err
-	}
-	t, err := a.store.Token(r.Context(), ak)
+	_, dry, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutToken, Token: tok})
 	if err != nil {
 		return err
 	}
-	c := wireCredential(t)
-	c.SecretKey = sk
+	tok.CreatedAt = a.now()
+	c := wireCredential(tok)
+	if !dry { // a dry run stores nothing, so it hands out no secret
+		c.SecretKey = sk
+	}
 	respond(w, http.StatusCreated, c)
 	return nil
 }
@@ -63,7 +63,7 @@ func (a *API) revokeCredential(w http.ResponseWriter, r *http.Request, who quota
 	if err != nil {
 		return err
 	}
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpRevokeToken, Name: ak}); err != nil {
+	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpRevokeToken, Name: ak}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

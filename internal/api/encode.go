@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/route"
 )
 
 // MaxBody is the largest request body the native API reads.
@@ -181,10 +182,10 @@ var statusOf = map[quota.Code]int{
 	quota.CodeUnavailable:        http.StatusServiceUnavailable,
 	quota.CodeOutcomeUnknown:     http.StatusServiceUnavailable,
 	quota.CodeInternal:           http.StatusInternalServerError,
-	codeMethodNotAllowed:         http.StatusMethodNotAllowed,
+	quota.CodeUnknownParameter:   http.StatusBadRequest,
+	quota.CodeReplayTooLong:      http.StatusUnprocessableEntity,
+	route.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
 }
-
-const codeMethodNotAllowed quota.Code = "method_not_allowed"
 
 // problem is the server's side of client.Problem: violations keep the
 // domain's encoding, which leaves out the fields of the other shape.

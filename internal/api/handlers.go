@@ -15,8 +15,19 @@ import (
 // short enough that seconds never overflow a time.Duration.
 const maxTTL = 366 * 24 * time.Hour
 
-func (a *API) do(r *http.Request, who quota.Actor, dryRun bool, ops ...quota.Op) (*quota.Result, error) {
-	return a.engine.Do(r.Context(), quota.Change{Actor: who, DryRun: dryRun, Ops: ops})
+// do runs the change of a write route. With ?dry_run=true the change is
+// evaluated and answered exactly as it would be, and nothing is stored;
+// the answer then carries Allot-Dry-Run: true.
+func (a *API) do(w http.ResponseWriter, r *http.Request, who quota.Actor, reason string, ops ...quota.Op) (*quota.Result, bool, error) {
+	dry, err := queryBool(r, dryRun)
+	if err != nil {
+		return nil, false, err
+	}
+	res, err := a.engine.Do(r.Context(), quota.Change{Actor: who, DryRun: dry, Reason: reason, Ops: ops})
+	if err == nil && dry {
+		w.Header().Set("Allot-Dry-Run", "true")
+	}
+	return res, dry, err
 }
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
@@ -27,11 +38,11 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	res, err := a.do(r, who, false, quota.Op{Type: quota.OpCreateTenant, Tenant: req.ID, Name: req.Name, Plan: req.Plan})
+	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpCreateTenant, Tenant: req.ID, Name: req.Name, Plan: req.Plan})
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/api/v1/tenants/"+req.ID)
+	w.Header().Set("Location", "/api/v1/tenants/"+res.Ops[0].Tenant.ID)
 	respond(w, http.StatusCreated, wireTenant(res.Ops[0].Tenant))
 	return nil
 }
@@ -77,7 +88,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 			op.Plan = "-" // no plan: the catalog's defaults
 		}
 	}
-	res, err := a.do(r, who, false, op)
+	res, _, err := a.do(w, r, who, "", op)
 	if err != nil {
 		return err
 	}
@@ -86,7 +97,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpDeleteTenant, Tenant: r.PathValue("tenant")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDeleteTenant, Tenant: r.PathValue("tenant")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -112,7 +123,7 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 	if req.Requestable != nil {
 		op.Quota.Requestable = &quota.Range{Min: req.Requestable.Min, Max: req.Requestable.Max}
 	}
-	res, err := a.do(r, who, false, op)
+	res, _, err := a.do(w, r, who, "", op)
 	if err != nil {
 		return err
 	}
@@ -131,7 +142,7 @@ func (a *API) setLimit(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 	}
 	op := quota.Op{Type: quota.OpSetLimit, Tenant: r.PathValue("tenant"), Kind: r.PathValue("kind"), Limit: r.PathValue("limit"),
 		Range: quota.Range{Min: *req.Min, Max: *req.Max}}
-	if _, err := a.do(r, who, false, op); err != nil {
+	if _, _, err := a.do(w, r, who, "", op); err != nil {
 		return err
 	}
 	respond(w, http.StatusOK, client.Limit{Kind: op.Kind, Limit: op.Limit, Min: op.Range.Min, Max: op.Range.Max})
@@ -143,10 +154,6 @@ func (a *API) putConsumer(w http.ResponseWriter, r *http.Request, who quota.Acto
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	dryRun, err := queryBool(r, "dry_run")
-	if err != nil {
-		return err
-	}
 	gen, err := ifMatch(r)
 	if err != nil {
 		return err
@@ -156,7 +163,7 @@ func (a *API) putConsumer(w http.ResponseWriter, r *http.Request, who quota.Acto
 		return err
 	}
 	op.IfMatch = gen
-	res, err := a.do(r, who, dryRun, op)
+	res, dryRun, err := a.do(w, r, who, "", op)
 	if err != nil {
 		return err
 	}
@@ -171,7 +178,7 @@ func (a *API) putConsumer(w http.ResponseWriter, r *http.Request, who quota.Acto
 }
 
 func putOp(tenant, consumer, kind, state string, attrs map[string]int64, ttlSeconds int64) (quota.Op, error) {
-	if ttlSeconds < 0 || time.Duration(ttlSeconds)*time.Second > maxTTL {
+	if ttlSeconds < 0 || ttlSeconds > int64(maxTTL/time.Second) { // compared in seconds: no overflow
 		return quota.Op{}, quota.Errorf(quota.CodeInvalid, "ttl_seconds must be from 0 to %d", int64(maxTTL/time.Second))
 	}
 	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: consumer, Spec: quota.Spec{
@@ -227,16 +234,12 @@ func (a *API) listConsumers(w http.ResponseWriter, r *http.Request, _ quota.Acto
 }
 
 func (a *API) deleteConsumer(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	dryRun, err := queryBool(r, "dry_run")
-	if err != nil {
-		return err
-	}
 	gen, err := ifMatch(r)
 	if err != nil {
 		return err
 	}
 	op := quota.Op{Type: quota.OpDeleteConsumer, Tenant: r.PathValue("tenant"), Consumer: r.PathValue("consumer"), IfMatch: gen}
-	if _, err := a.do(r, who, dryRun, op); err != nil {
+	if _, _, err := a.do(w, r, who, "", op); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -275,13 +278,21 @@ func (a *API) claims(w http.ResponseWriter, r *http.Request, who quota.Actor) er
 		}
 		ops[i].IfMatch = o.IfMatch
 	}
-	res, err := a.do(r, who, req.DryRun, ops...)
+	queryDry, err := queryBool(r, dryRun)
 	if err != nil {
 		return err
 	}
-	out := client.ClaimsResponse{Results: make([]client.Consumer, len(ops)), DryRun: req.DryRun}
+	dry := req.DryRun || queryDry // either asks for a dry run
+	res, err := a.engine.Do(r.Context(), quota.Change{Actor: who, DryRun: dry, Ops: ops})
+	if err != nil {
+		return err
+	}
+	if dry {
+		w.Header().Set("Allot-Dry-Run", "true")
+	}
+	out := client.ClaimsResponse{Results: make([]client.Consumer, len(ops)), DryRun: dry}
 	for i, o := range res.Ops {
-		out.Results[i] = writeAnswer(o, req.DryRun)
+		out.Results[i] = writeAnswer(o, dry)
 	}
 	respond(w, http.StatusOK, out)
 	return nil
@@ -306,15 +317,15 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who quota.Acto
 		return err
 	}
 	tok := &quota.Token{Name: req.Name, Role: quota.Role(req.Role), Tenant: req.Tenant, Hash: hash}
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpPutToken, Token: tok}); err != nil {
-		return err
-	}
-	t, err := a.store.Token(r.Context(), req.Name)
+	_, dry, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutToken, Token: tok})
 	if err != nil {
 		return err
 	}
-	out := wireToken(t)
-	out.Secret = secret
+	tok.CreatedAt = a.now()
+	out := wireToken(tok)
+	if !dry { // a dry run stores nothing, so it hands out no secret
+		out.Secret = secret
+	}
 	respond(w, http.StatusCreated, out)
 	return nil
 }
@@ -335,14 +346,15 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ quota.Actor) 
 }
 
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpRevokeToken, Name: r.PathValue("name")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpRevokeToken, Name: r.PathValue("name")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// listEvents pages through the ledger. A tenant sees only its own events.
+// listEvents pages through the ledger. A tenant sees only its own events,
+// and only those of its own lifetime.
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
 	after, err := queryInt(r, "after", 0, 0, 1<<62)
 	if err != nil {
@@ -356,7 +368,11 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	if err != nil {
 		return err
 	}
-	es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: int(limit)})
+	from, err := a.historyStart(r, who, tenant, after)
+	if err != nil {
+		return err
+	}
+	es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: from, Limit: int(limit)})
 	if err != nil {
 		return err
 	}
@@ -369,12 +385,27 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	return nil
 }
 
+// historyStart is where a caller's reading of the ledger starts: after,
+// and for a tenant never before its own creation, so that a tenant created
+// again under an old id sees nothing of the previous owner's history.
+// Operators read every event of an id, across its owners: that is audit.
+func (a *API) historyStart(r *http.Request, who quota.Actor, tenant string, after int64) (int64, error) {
+	if who.Role != quota.RoleTenant {
+		return after, nil
+	}
+	t, err := a.store.Tenant(r.Context(), tenant)
+	if err != nil {
+		return 0, err
+	}
+	return max(after, t.CreatedSeq-1), nil
+}
+
 // eventScope is the tenant whose events a caller reads: ?tenant= for
 // operators (empty for all), always its own for a tenant.
 func eventScope(r *http.Request, who quota.Actor) (string, error) {
-	tenant := r.URL.Query().Get("tenant")
+	tenant := quota.CanonicalTenant(r.URL.Query().Get("tenant"))
 	if who.Role == quota.RoleTenant {
-		if tenant != "" && tenant != who.Tenant {
+		if tenant != "" && !quota.SameTenant(tenant, who.Tenant) {
 			return "", quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(tenant, 130))
 		}
 		return who.Tenant, nil
@@ -388,7 +419,7 @@ func eventScope(r *http.Request, who quota.Actor) (string, error) {
 }
 
 func wireEvent(e *quota.Event) client.Event {
-	return client.Event{Seq: e.Seq, Time: e.Time.UTC(), Type: e.Type, Tenant: e.Tenant,
+	return client.Event{Seq: e.Seq, Time: e.Time.UTC(), Type: string(e.Type), Tenant: e.Tenant,
 		Subject: e.Subject, Actor: e.Actor, Role: string(e.Role), Reason: e.Reason, Before: e.Before, After: e.After}
 }
 

@@ -2,15 +2,12 @@ package api
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/quota"
@@ -28,12 +25,9 @@ func (a *API) createRequest(w http.ResponseWriter, r *http.Request, who quota.Ac
 	if req.Value == nil {
 		return quota.Errorf(quota.CodeInvalid, "value is required")
 	}
-	if len(req.Reason) > 1024 || !utf8.ValidString(req.Reason) {
-		return quota.Errorf(quota.CodeInvalid, "reason must be valid UTF-8 of at most 1024 bytes")
-	}
-	res, err := a.engine.Do(r.Context(), quota.Change{Actor: who, Reason: req.Reason, Ops: []quota.Op{{
+	res, _, err := a.do(w, r, who, req.Reason, quota.Op{
 		Type: quota.OpRequest, Tenant: r.PathValue("tenant"), Resource: req.Resource, Value: *req.Value,
-	}}})
+	})
 	if err != nil {
 		return err
 	}
@@ -99,10 +93,7 @@ func (a *API) decide(w http.ResponseWriter, r *http.Request, who quota.Actor, ap
 			return err
 		}
 	}
-	if !utf8.ValidString(req.Comment) {
-		return quota.Errorf(quota.CodeInvalid, "comment must be valid UTF-8")
-	}
-	res, err := a.do(r, who, false, quota.Op{Type: quota.OpDecide, Tenant: r.PathValue("tenant"), ID: r.PathValue("id"),
+	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDecide, Tenant: r.PathValue("tenant"), ID: r.PathValue("id"),
 		Approve: approve, Comment: req.Comment})
 	if err != nil {
 		return err
@@ -127,16 +118,12 @@ func (a *API) putInventory(w http.ResponseWriter, r *http.Request, who quota.Act
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	dryRun, err := queryBool(r, "dry_run")
-	if err != nil {
-		return err
-	}
 	op := quota.Op{Type: quota.OpReconcile, Tenant: r.PathValue("tenant"), Kinds: req.Kinds,
 		Inventory: make([]quota.InventoryItem, len(req.Consumers))}
 	for i, c := range req.Consumers {
 		op.Inventory[i] = quota.InventoryItem{ID: c.Consumer, Spec: quota.Spec{Kind: c.Kind, State: c.State, Attributes: c.Attributes}}
 	}
-	res, err := a.do(r, who, dryRun, op)
+	res, dryRun, err := a.do(w, r, who, "", op)
 	if err != nil {
 		return err
 	}
@@ -242,10 +229,22 @@ func (a *API) utilisation(w http.ResponseWriter, r *http.Request, _ quota.Actor)
 	return nil
 }
 
+// Times a query may name: the ledger's times are unix nanoseconds.
+var (
+	earliestTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	latestTime   = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// maxHistorySpan bounds one usage history request.
+const maxHistorySpan = 400 * 24 * time.Hour
+
+// maxReplay bounds the ledger events one request may replay.
+const maxReplay = 200_000
+
 // usageAt rebuilds a tenant's usage and hard quotas at a past moment from
 // the ledger.
 func (a *API) usageAt(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	at := time.Now().UTC()
+	at := a.now().UTC()
 	if s := r.URL.Query().Get("at"); s != "" {
 		var err error
 		if at, err = parseTime("at", s); err != nil {
@@ -278,14 +277,19 @@ func (a *API) usageHistory(w http.ResponseWriter, r *http.Request, _ quota.Actor
 	if !to.After(from) {
 		return quota.Errorf(quota.CodeInvalid, "to must be after from")
 	}
+	if to.Sub(from) > maxHistorySpan {
+		return quota.Errorf(quota.CodeInvalid, "from and to may be at most %d days apart", int(maxHistorySpan/(24*time.Hour)))
+	}
 	n, err := queryInt(r, "points", 24, 2, 500)
 	if err != nil {
 		return err
 	}
 	moments := make([]time.Time, n)
+	span := to.Sub(from)
 	for i := range moments {
-		moments[i] = from.Add(to.Sub(from) * time.Duration(i) / time.Duration(n-1))
+		moments[i] = from.Add(span / time.Duration(n-1) * time.Duration(i))
 	}
+	moments[n-1] = to
 	points, err := a.history(r, r.PathValue("tenant"), moments)
 	if err != nil {
 		return err
@@ -299,11 +303,14 @@ func parseTime(name, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, quota.Errorf(quota.CodeInvalid, "%s must be an RFC 3339 time, such as 2026-11-24T09:30:00Z", name)
 	}
+	if t.Before(earliestTime) || !t.Before(latestTime) {
+		return time.Time{}, quota.Errorf(quota.CodeInvalid, "%s must be from 1970-01-01T00:00:00Z to before 2262-01-01T00:00:00Z", name)
+	}
 	return t.UTC(), nil
 }
 
-// history replays the tenant's ledger once and snapshots its usage and
-// hard quotas at each moment (ascending).
+// history replays the tenant's ledger, from the tenant's creation on, once
+// and snapshots its usage and hard quotas at each moment (ascending).
 func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]client.UsageAt, error) {
 	t, err := a.store.Tenant(r.Context(), tenant)
 	if err != nil {
@@ -326,11 +333,14 @@ func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]cl
 		}
 		out = append(out, u)
 	}
-	after := int64(0)
+	after, replayed := max(0, t.CreatedSeq-1), 0
 	for len(out) < len(moments) {
 		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 1000})
 		if err != nil {
 			return nil, err
+		}
+		if replayed += len(es); replayed > maxReplay {
+			return nil, quota.Errorf(quota.CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed; ask for a time closer to the tenant's creation", maxReplay)
 		}
 		for _, e := range es {
 			for len(out) < len(moments) && e.Time.After(moments[len(out)]) {
@@ -358,7 +368,7 @@ func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Ac
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	res, err := a.do(r, who, false, quota.Op{Type: quota.OpSetThresholds, Tenant: r.PathValue("tenant"), Thresholds: req.Thresholds})
+	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpSetThresholds, Tenant: r.PathValue("tenant"), Thresholds: req.Thresholds})
 	if err != nil {
 		return err
 	}
@@ -375,14 +385,6 @@ func (a *API) getThresholds(w http.ResponseWriter, r *http.Request, _ quota.Acto
 	return nil
 }
 
-// EventTypes are the types of ledger events a webhook may subscribe to.
-var EventTypes = []string{
-	"consumer.put", "consumer.delete", "consumer.expired", "quota.set", "limit.set", "thresholds.set",
-	"tenant.create", "tenant.update", "tenant.delete", "token.create", "token.revoke",
-	"request.create", "request.supersede", "request.approve", "request.deny",
-	"webhook.create", "webhook.delete", quota.NotificationType,
-}
-
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
 	var req client.CreateWebhookRequest
 	if err := decode(r, &req); err != nil {
@@ -396,19 +398,19 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, who quota.Ac
 		return quota.Errorf(quota.CodeInvalid, "secret must be 16 to 256 bytes")
 	}
 	if len(req.Events) == 0 {
-		req.Events = []string{quota.NotificationType}
+		req.Events = []string{string(quota.EventThreshold)}
 	}
-	if len(req.Events) > len(EventTypes) {
+	if len(req.Events) > len(quota.EventTypes) {
 		return quota.Errorf(quota.CodeInvalid, "too many event types")
 	}
 	for _, e := range req.Events {
-		if e != "*" && !slices.Contains(EventTypes, e) {
-			return quota.Errorf(quota.CodeInvalid, "unknown event type %q; known: * %v", truncate(e, 64), EventTypes)
+		if e != "*" && !quota.EventType(e).Known() {
+			return quota.Errorf(quota.CodeInvalid, "unknown event type %q; known: * %v", truncate(e, 64), quota.EventTypes)
 		}
 	}
 	h := &quota.Webhook{URL: req.URL, Events: req.Events, Tenant: req.Tenant,
 		Sealed: a.sealer.Seal([]byte(req.Secret), webhook.SecretContext)}
-	res, err := a.do(r, who, false, quota.Op{Type: quota.OpPutWebhook, Webhook: h})
+	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutWebhook, Webhook: h})
 	if err != nil {
 		return err
 	}
@@ -432,7 +434,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request, _ quota.Actor
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, err := a.do(r, who, false, quota.Op{Type: quota.OpDeleteWebhook, ID: r.PathValue("id")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDeleteWebhook, ID: r.PathValue("id")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -441,75 +443,4 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, who quota.Ac
 
 func wireWebhook(h *quota.Webhook) client.Webhook {
 	return client.Webhook{ID: h.ID, URL: h.URL, Events: h.Events, Tenant: h.Tenant, CreatedAt: h.CreatedAt.UTC()}
-}
-
-// streamEvents serves the ledger as Server-Sent Events, from after
-// Last-Event-ID (or ?after=) on, without gaps or duplicates: the ledger's
-// sequence is its commit order, and the stream resumes strictly after the
-// last id it sent.
-func (a *API) streamEvents(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	tenant, err := eventScope(r, who)
-	if err != nil {
-		return err
-	}
-	after, err := queryInt(r, "after", 0, 0, 1<<62)
-	if err != nil {
-		return err
-	}
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		var n int64
-		if _, err := fmt.Sscan(id, &n); err != nil || n < 0 || fmt.Sprint(n) != id {
-			return quota.Errorf(quota.CodeInvalid, "Last-Event-ID must be an event's sequence number")
-		}
-		after = n
-	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 1000\n\n")
-	if err := rc.Flush(); err != nil {
-		return nil
-	}
-	poll := time.NewTicker(time.Second) // commits of other processes
-	defer poll.Stop()
-	lastWrite := time.Now()
-	for {
-		committed := a.engine.Committed()
-		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 500})
-		if err != nil {
-			a.log.Warn("event stream: reading the ledger failed", "err", err)
-			return nil // the client reconnects with Last-Event-ID
-		}
-		for _, e := range es {
-			data, _ := json.Marshal(wireEvent(e))
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
-				return nil
-			}
-			after = e.Seq
-		}
-		if len(es) > 0 {
-			if rc.Flush() != nil {
-				return nil
-			}
-			lastWrite = time.Now()
-			if len(es) == 500 {
-				continue
-			}
-		}
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-committed:
-		case <-poll.C:
-			if time.Since(lastWrite) > 15*time.Second {
-				if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-					return nil
-				}
-				lastWrite = time.Now()
-			}
-		}
-	}
 }

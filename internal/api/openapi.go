@@ -3,6 +3,8 @@ package api
 import (
 	_ "embed"
 	"net/http"
+
+	"github.com/allot-dev/allot/internal/quota"
 )
 
 // openAPI describes the native API. TestOpenAPIMatchesRoutes fails when a
@@ -11,7 +13,11 @@ import (
 //go:embed openapi.json
 var openAPI []byte
 
-func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+func (a *API) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		Fail(w, r, a.log, quota.Errorf(quota.CodeUnknownParameter, "this route takes no query parameters"))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(openAPI)
 }

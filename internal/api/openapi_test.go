@@ -69,7 +69,11 @@ func (r *routeRecorder) HandleFunc(pattern string, _ func(http.ResponseWriter, *
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	srv := testserver.Start(t)
 	rec := &routeRecorder{t: t, routes: map[string]bool{}}
-	api.New(srv.Engine, srv.Store, srv.Sealer, "local", slog.New(slog.DiscardHandler)).Routes(rec)
+	native, err := api.New(api.Config{Engine: srv.Engine, Store: srv.Store, Sealer: srv.Sealer, Region: "local", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native.Routes(rec)
 	if len(rec.routes) == 0 {
 		t.Fatal("Routes registered nothing")
 	}

@@ -95,10 +95,12 @@ func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *e
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{
-		Handler:           server.New(server.Deps{Engine: engine, Store: st, Region: "bench", Logger: log, Metrics: metrics, Sealer: sealer}),
-		ReadHeaderTimeout: 10 * time.Second,
+	handler, endStreams, err := server.New(server.Deps{Engine: engine, Store: st, Region: "bench", Logger: log, Metrics: metrics, Sealer: sealer})
+	if err != nil {
+		return nil, err
 	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(endStreams)
 	go srv.Serve(ln)
 	undo = append(undo, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -249,12 +249,16 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	handler, endStreams, err := server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
+		MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit),
+		Dashboard: func(api http.Handler) http.Handler {
+			return ui.New(ui.Config{API: api, Tokens: store, Catalog: cat, Logger: log})
+		}})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler: server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
-			MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit),
-			Dashboard: func(api http.Handler) http.Handler {
-				return ui.New(ui.Config{API: api, Tokens: store, Catalog: cat, Logger: log})
-			}}),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -262,6 +266,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(endStreams)
 	fmt.Fprintf(stdout, "allot: serving region %s on http://%s\n", cfg.Region, ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "region", cfg.Region)
 

@@ -19,9 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/allot-dev/allot/internal/api"
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/route"
 )
 
 // Dialect serves the DCS endpoints.
@@ -52,7 +52,7 @@ func New(store quota.Store, cat *quota.Catalog, sealer *auth.Sealer, now func() 
 }
 
 // Routes lists the dialect's routes.
-func (d *Dialect) Routes(mux api.Router) {
+func (d *Dialect) Routes(mux route.Router) {
 	mux.HandleFunc("GET /v2/{project_id}/quota", d.quota(false))
 	mux.HandleFunc("GET /v1.0/{project_id}/quota", d.quota(true))
 }
@@ -62,28 +62,40 @@ func (d *Dialect) Routes(mux api.Router) {
 func (d *Dialect) Handler() http.Handler {
 	mux := http.NewServeMux()
 	d.Routes(mux)
+	fallback := route.Fallback(mux, Render)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if w.Header().Get("X-Request-Id") == "" {
 			w.Header().Set("X-Request-Id", newRequestID())
 		}
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		if allow := api.AllowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			fail(w, http.StatusMethodNotAllowed, "DCS.5001", "Method not allowed.")
-			return
-		}
-		fail(w, http.StatusNotFound, "DCS.4001", "The URL does not exist.")
+		fallback.ServeHTTP(w, r)
 	})
 }
+
+// Render writes a routing problem as a DCS error.
+func Render(w http.ResponseWriter, _ *http.Request, p route.Problem) {
+	switch p.Status {
+	case http.StatusMethodNotAllowed:
+		fail(w, p.Status, "DCS.5001", "Method not allowed.")
+	case http.StatusNotFound:
+		fail(w, p.Status, "DCS.4001", "The URL does not exist.")
+	default:
+		fail(w, http.StatusBadRequest, codeInvalidRequest, "Invalid request: "+p.Message)
+	}
+}
+
+// codeInvalidRequest is allot's DCS code for a request it cannot take
+// (DCS documents none for this).
+const codeInvalidRequest = "DCS.4000"
 
 var projectPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		project := r.PathValue("project_id")
+		project := quota.CanonicalTenant(r.PathValue("project_id"))
+		if r.URL.RawQuery != "" {
+			fail(w, http.StatusBadRequest, codeInvalidRequest, "Invalid request: this endpoint takes no query parameters.")
+			return
+		}
 		who, err := d.authenticate(r)
 		if err != nil {
 			d.authFailed(w, r, err)
@@ -93,11 +105,11 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			fail(w, http.StatusBadRequest, "DCS.4002", "Invalid project ID format.")
 			return
 		}
-		if p := r.Header.Get("X-Project-Id"); p != "" && p != project {
+		if p := r.Header.Get("X-Project-Id"); p != "" && !quota.SameTenant(p, project) {
 			fail(w, http.StatusUnauthorized, "DCS.1004", "The project ID does not match the token.")
 			return
 		}
-		if who.Role == quota.RoleTenant && who.Tenant != project {
+		if who.Role == quota.RoleTenant && !quota.SameTenant(who.Tenant, project) {
 			fail(w, http.StatusUnauthorized, "DCS.1004", "The project ID does not match the token.")
 			return
 		}
@@ -279,7 +291,7 @@ func (d *Dialect) authFailed(w http.ResponseWriter, r *http.Request, err error) 
 func (d *Dialect) internal(w http.ResponseWriter, r *http.Request, err error) {
 	d.log.Error("dcs: request failed", "path", r.URL.Path, "err", err)
 	status := http.StatusInternalServerError
-	if c := quota.ErrorCode(err); c == quota.CodeUnavailable || c == quota.CodeOverloaded {
+	if c := quota.ErrorCode(err); c == quota.CodeUnavailable || c == quota.CodeOverloaded || c == quota.CodeOutcomeUnknown {
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	}

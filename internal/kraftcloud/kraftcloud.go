@@ -13,9 +13,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/allot-dev/allot/internal/api"
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/route"
 )
 
 // The fields of a quotas item, in the order KraftCloud sends them.
@@ -30,6 +30,7 @@ var (
 const (
 	errnoNotFound   = 8
 	errnoNotAllowed = 14
+	errnoInvalid    = 3 // a malformed request
 )
 
 // Dialect serves the KraftCloud endpoints.
@@ -66,7 +67,7 @@ func New(store quota.Store, cat *quota.Catalog, log *slog.Logger) *Dialect {
 }
 
 // Routes lists the dialect's routes.
-func (d *Dialect) Routes(mux api.Router) {
+func (d *Dialect) Routes(mux route.Router) {
 	mux.HandleFunc("GET /v1/users/quotas", d.quotas)
 	mux.HandleFunc("GET /v1/users/{uuid}/quotas", d.quotas)
 }
@@ -76,18 +77,21 @@ func (d *Dialect) Routes(mux api.Router) {
 func (d *Dialect) Handler() http.Handler {
 	mux := http.NewServeMux()
 	d.Routes(mux)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		if allow := api.AllowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			fail(w, http.StatusMethodNotAllowed, errnoNotAllowed, "method "+r.Method+" is not allowed")
-			return
-		}
-		fail(w, http.StatusNotFound, errnoNotFound, "not found")
-	})
+	return route.Fallback(mux, Render)
+}
+
+// Render writes a routing problem in KraftCloud's error shape.
+func Render(w http.ResponseWriter, _ *http.Request, p route.Problem) {
+	errno := 0
+	switch p.Status {
+	case http.StatusNotFound:
+		errno, p.Message = errnoNotFound, "not found"
+	case http.StatusMethodNotAllowed:
+		errno = errnoNotAllowed
+	case http.StatusBadRequest:
+		errno = errnoInvalid
+	}
+	fail(w, p.Status, errno, p.Message)
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -107,7 +111,11 @@ func (d *Dialect) quotas(w http.ResponseWriter, r *http.Request) {
 		d.internal(w, r, err)
 		return
 	}
-	tenant := r.PathValue("uuid")
+	if len(r.URL.RawQuery) > 0 {
+		fail(w, http.StatusBadRequest, errnoInvalid, "this endpoint takes no query parameters")
+		return
+	}
+	tenant := quota.CanonicalTenant(r.PathValue("uuid"))
 	switch {
 	case tenant != "" && !uuidPattern.MatchString(tenant):
 		fail(w, http.StatusBadRequest, 0, "malformed user UUID")
@@ -117,7 +125,7 @@ func (d *Dialect) quotas(w http.ResponseWriter, r *http.Request) {
 		return
 	case tenant == "":
 		tenant = who.Tenant
-	case who.Role == quota.RoleTenant && !strings.EqualFold(tenant, who.Tenant):
+	case who.Role == quota.RoleTenant && !quota.SameTenant(tenant, who.Tenant):
 		// Another user's UUID: answered exactly like one that does not exist.
 		fail(w, http.StatusNotFound, errnoNotFound, "user not found")
 		return
@@ -222,7 +230,7 @@ func fail(w http.ResponseWriter, status, errno int, msg string) {
 func (d *Dialect) internal(w http.ResponseWriter, r *http.Request, err error) {
 	d.log.Error("kraftcloud: request failed", "path", r.URL.Path, "err", err)
 	status := http.StatusInternalServerError
-	if c := quota.ErrorCode(err); c == quota.CodeUnavailable || c == quota.CodeOverloaded {
+	if c := quota.ErrorCode(err); c == quota.CodeUnavailable || c == quota.CodeOverloaded || c == quota.CodeOutcomeUnknown {
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	}

@@ -327,3 +327,15 @@ func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 	}
 	return recorded, nil
 }
+
+// LastSeq implements quota.Store.
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var seq *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(seq) FROM events WHERE region = $1`, s.region).Scan(&seq); err != nil {
+		return 0, quota.Unavailable(fmt.Errorf("postgres: reading the ledger's end: %w", err))
+	}
+	if seq == nil {
+		return 0, nil
+	}
+	return *seq, nil
+}

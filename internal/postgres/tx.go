@@ -206,7 +206,7 @@ func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
 	types, tenants, subjects, actors, roles, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	before, after := make([]*string, n), make([]*string, n)
 	for i, e := range events {
-		times[i], types[i], tenants[i], subjects[i] = nanos(e.Time), e.Type, e.Tenant, e.Subject
+		times[i], types[i], tenants[i], subjects[i] = nanos(e.Time), string(e.Type), e.Tenant, e.Subject
 		actors[i], roles[i], reasons[i] = e.Actor, string(e.Role), e.Reason
 		before[i], after[i] = nullJSON(e.Before), nullJSON(e.After)
 	}

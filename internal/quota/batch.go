@@ -229,7 +229,7 @@ func (ws *workset) setToken(name string, t *Token) {
 	ws.dirtyTokens[name] = true
 }
 
-func (ws *workset) event(ch Change, typ, tenant, subject string, before, after any) {
+func (ws *workset) event(ch Change, typ EventType, tenant, subject string, before, after any) {
 	e := &Event{
 		Time: ws.now, Type: typ, Tenant: tenant, Subject: subject,
 		Actor: ch.Actor.Name, Role: ch.Actor.Role, Reason: ch.Reason,
@@ -346,7 +346,7 @@ func (ws *workset) putConsumer(ch Change, op Op) (OpResult, error) {
 	ws.setConsumer(key, c)
 	ws.addUsage(op.Tenant, delta)
 	ws.countConsumer(op.Tenant, old == nil, 1)
-	ws.event(ch, "consumer.put", op.Tenant, op.Consumer, viewOf(old), viewOf(c))
+	ws.event(ch, EventConsumerPut, op.Tenant, op.Consumer, viewOf(old), viewOf(c))
 	return OpResult{Consumer: c, Created: old == nil, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
@@ -359,7 +359,7 @@ func (ws *workset) deleteConsumer(ch Change, op Op) (OpResult, error) {
 	}
 	key := ConsumerKey{op.Tenant, op.Consumer}
 	old := ws.consumers[key]
-	typ := "consumer.delete"
+	typ := EventConsumerDelete
 	if op.Type != OpExpireConsumer {
 		old = ws.releaseIfExpired(key)
 	}
@@ -368,7 +368,7 @@ func (ws *workset) deleteConsumer(ch Change, op Op) (OpResult, error) {
 		if old == nil || old.Generation != op.Generation || old.ExpiresAt == nil || old.ExpiresAt.After(ws.now) {
 			return OpResult{}, nil
 		}
-		typ = "consumer.expired"
+		typ = EventConsumerExpired
 	} else {
 		if old == nil {
 			return OpResult{}, Errorf(CodeNotFound, "consumer %q not found", op.Consumer)
@@ -396,7 +396,7 @@ func (ws *workset) releaseIfExpired(key ConsumerKey) *Consumer {
 	ws.setConsumer(key, nil)
 	ws.addUsage(key.Tenant, Delta(c.Footprint, nil))
 	ws.countConsumer(key.Tenant, true, -1)
-	ws.event(Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reason: "expired"}, "consumer.expired", key.Tenant, key.ID, viewOf(c), nil)
+	ws.event(Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reason: "expired"}, EventConsumerExpired, key.Tenant, key.ID, viewOf(c), nil)
 	return nil
 }
 
@@ -440,7 +440,7 @@ func (ws *workset) setQuota(ch Change, op Op) (OpResult, error) {
 	ws.setTenant(op.Tenant, nt)
 	ws.dirtyQuotas[[2]string{op.Tenant, op.Resource}] = true
 	after := quotaView{ws.cat.Hard(nt, res), ws.cat.Requestable(nt, res)}
-	ws.event(ch, "quota.set", op.Tenant, op.Resource, before, after)
+	ws.event(ch, EventQuotaSet, op.Tenant, op.Resource, before, after)
 	used := ws.usage[op.Tenant][op.Resource]
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant), OverQuota: used > after.Hard}, nil
 }
@@ -457,7 +457,7 @@ func (ws *workset) setLimit(ch Change, op Op) (OpResult, error) {
 	nt.Limits[key] = op.Range
 	ws.setTenant(op.Tenant, nt)
 	ws.dirtyLimits[[2]string{op.Tenant, key}] = true
-	ws.event(ch, "limit.set", op.Tenant, key, before, op.Range)
+	ws.event(ch, EventLimitSet, op.Tenant, key, before, op.Range)
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
@@ -468,7 +468,7 @@ func (ws *workset) createTenant(ch Change, op Op) (OpResult, error) {
 	t := &Tenant{ID: op.Tenant, Name: op.Name, Plan: op.Plan, CreatedAt: ws.now,
 		Quotas: map[string]QuotaOverride{}, Limits: map[string]Range{}}
 	ws.setTenant(op.Tenant, t)
-	ws.event(ch, "tenant.create", op.Tenant, op.Tenant, nil, tenantView{t.Name, t.Plan})
+	ws.event(ch, EventTenantCreate, op.Tenant, op.Tenant, nil, tenantView{t.Name, t.Plan})
 	return OpResult{Tenant: t, Created: true, Changed: true, Usage: map[string]int64{}}, nil
 }
 
@@ -500,7 +500,7 @@ func (ws *workset) updateTenant(ch Change, op Op) (OpResult, error) {
 		}
 	}
 	ws.setTenant(op.Tenant, nt)
-	ws.event(ch, "tenant.update", op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, tenantView{nt.Name, nt.Plan})
+	ws.event(ch, EventTenantUpdate, op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, tenantView{nt.Name, nt.Plan})
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
@@ -514,7 +514,7 @@ func (ws *workset) deleteTenant(ch Change, op Op) (OpResult, error) {
 	}
 	ws.setTenant(op.Tenant, nil)
 	ws.deletedTenants[op.Tenant] = true
-	ws.event(ch, "tenant.delete", op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, nil)
+	ws.event(ch, EventTenantDelete, op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, nil)
 	return OpResult{Tenant: t, Changed: true}, nil
 }
 
@@ -531,7 +531,7 @@ func (ws *workset) putToken(ch Change, op Op) (OpResult, error) {
 	t := *tok
 	t.CreatedAt = ws.now
 	ws.setToken(tok.Name, &t)
-	ws.event(ch, "token.create", tok.Tenant, tok.Name, nil, tokenView{t.Role, t.Tenant})
+	ws.event(ch, EventTokenCreate, tok.Tenant, tok.Name, nil, tokenView{t.Role, t.Tenant})
 	return OpResult{Changed: true}, nil
 }
 
@@ -547,7 +547,7 @@ func (ws *workset) revokeToken(ch Change, op Op) (OpResult, error) {
 	now := ws.now
 	t.RevokedAt = &now
 	ws.setToken(op.Name, &t)
-	ws.event(ch, "token.revoke", t.Tenant, t.Name, tokenView{t.Role, t.Tenant}, nil)
+	ws.event(ch, EventTokenRevoke, t.Tenant, t.Name, tokenView{t.Role, t.Tenant}, nil)
 	return OpResult{Changed: true}, nil
 }
 

@@ -30,6 +30,11 @@ const (
 	CodeOutsideRange   Code = "outside_requestable_range"
 	CodeBelowUsage     Code = "below_usage"
 	CodeInternal       Code = "internal"
+	// CodeUnknownParameter: a query parameter the route does not take.
+	CodeUnknownParameter Code = "unknown_parameter"
+	// CodeReplayTooLong: answering would replay more of the ledger than one
+	// request may.
+	CodeReplayTooLong Code = "replay_too_long"
 )
 
 // Error is a domain error with a code, a message fit for the caller and, for

@@ -52,15 +52,12 @@ type Webhook struct {
 	CreatedAt time.Time
 }
 
-// NotificationType is the event type of a threshold crossing.
-const NotificationType = "quota.threshold"
-
 // Matches reports whether the webhook wants e.
 func (w *Webhook) Matches(e *Event) bool {
 	if w.Tenant != "" && w.Tenant != e.Tenant {
 		return false
 	}
-	return slices.Contains(w.Events, "*") || slices.Contains(w.Events, e.Type)
+	return slices.Contains(w.Events, "*") || slices.Contains(w.Events, string(e.Type))
 }
 
 // Delivery is one event on its way to one webhook.
@@ -101,7 +98,7 @@ func (ws *workset) request(ch Change, op Op) (OpResult, error) {
 		old.Status, old.UpdatedAt = RequestSuperseded, ws.now
 		old.History = append(slices.Clip(old.History), RequestStep{ws.now, ch.Actor.Name, RequestSuperseded, "replaced by " + op.ID})
 		ws.setRequest(&old)
-		ws.event(ch, "request.supersede", op.Tenant, old.ID, requestView(open), requestView(&old))
+		ws.event(ch, EventRequestSupersede, op.Tenant, old.ID, requestView(open), requestView(&old))
 	}
 	r := &Request{
 		ID: op.ID, Tenant: op.Tenant, Resource: res.Name, Value: op.Value, Reason: ch.Reason,
@@ -109,7 +106,7 @@ func (ws *workset) request(ch Change, op Op) (OpResult, error) {
 		History: []RequestStep{{ws.now, ch.Actor.Name, RequestPending, ch.Reason}},
 	}
 	ws.setRequest(r)
-	ws.event(ch, "request.create", op.Tenant, r.ID, nil, requestView(r))
+	ws.event(ch, EventRequestCreate, op.Tenant, r.ID, nil, requestView(r))
 	if res.Policy != "auto" {
 		return OpResult{Request: r, Created: true, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 	}
@@ -137,7 +134,7 @@ func (ws *workset) decide(ch Change, op Op) (OpResult, error) {
 		d.Status, d.UpdatedAt = RequestDenied, ws.now
 		d.History = append(slices.Clip(d.History), RequestStep{ws.now, ch.Actor.Name, RequestDenied, op.Comment})
 		ws.setRequest(&d)
-		ws.event(ch, "request.deny", op.Tenant, r.ID, requestView(r), requestView(&d))
+		ws.event(ch, EventRequestDeny, op.Tenant, r.ID, requestView(r), requestView(&d))
 		return OpResult{Request: &d, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 	}
 	// Usage may have grown since the request was made.
@@ -159,7 +156,7 @@ func (ws *workset) approve(ch Change, r *Request, by Actor, comment string) (*Re
 	ws.setRequest(&a)
 	decided := ch
 	decided.Actor, decided.Reason = by, "request "+r.ID
-	ws.event(decided, "request.approve", r.Tenant, r.ID, requestView(r), requestView(&a))
+	ws.event(decided, EventRequestApprove, r.Tenant, r.ID, requestView(r), requestView(&a))
 	hard := r.Value
 	if _, err := ws.setQuota(decided, Op{Type: OpSetQuota, Tenant: r.Tenant, Resource: r.Resource, Quota: QuotaOverride{Hard: &hard}}); err != nil {
 		return nil, err
@@ -252,7 +249,7 @@ func (ws *workset) putWebhook(ch Change, op Op) (OpResult, error) {
 	h := *op.Webhook
 	h.CreatedAt = ws.now
 	ws.setWebhook(h.ID, &h)
-	ws.event(ch, "webhook.create", h.Tenant, h.ID, nil, webhookView{h.URL, h.Events, h.Tenant})
+	ws.event(ch, EventWebhookCreate, h.Tenant, h.ID, nil, webhookView{h.URL, h.Events, h.Tenant})
 	return OpResult{Webhook: &h, Created: true, Changed: true}, nil
 }
 
@@ -262,7 +259,7 @@ func (ws *workset) deleteWebhook(ch Change, op Op) (OpResult, error) {
 		return OpResult{}, Errorf(CodeNotFound, "webhook %q not found", op.ID)
 	}
 	ws.setWebhook(op.ID, nil)
-	ws.event(ch, "webhook.delete", h.Tenant, h.ID, webhookView{h.URL, h.Events, h.Tenant}, nil)
+	ws.event(ch, EventWebhookDelete, h.Tenant, h.ID, webhookView{h.URL, h.Events, h.Tenant}, nil)
 	return OpResult{Webhook: h, Changed: true}, nil
 }
 
@@ -295,7 +292,7 @@ func (ws *workset) setThresholds(ch Change, op Op) (OpResult, error) {
 	nt.Thresholds = op.Thresholds
 	ws.newThresholds[op.Tenant] = true
 	ws.setTenant(op.Tenant, nt)
-	ws.event(ch, "thresholds.set", op.Tenant, op.Tenant, before, ws.cat.TenantThresholds(nt))
+	ws.event(ch, EventThresholdsSet, op.Tenant, op.Tenant, before, ws.cat.TenantThresholds(nt))
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 }
 
@@ -370,10 +367,10 @@ func (ws *workset) notify(ch Change) {
 		used, hard := ws.usage[tenant][resource], ws.cat.Hard(t, ws.cat.Resource(resource))
 		b, a := reached(was.used, was.hard, ths), reached(used, hard, ths)
 		for i := b; i < a; i++ {
-			ws.event(ch, NotificationType, tenant, resource, nil, thresholdView{ths[i], "up", used, hard})
+			ws.event(ch, EventThreshold, tenant, resource, nil, thresholdView{ths[i], "up", used, hard})
 		}
 		for i := b - 1; i >= a; i-- {
-			ws.event(ch, NotificationType, tenant, resource, nil, thresholdView{ths[i], "down", used, hard})
+			ws.event(ch, EventThreshold, tenant, resource, nil, thresholdView{ths[i], "down", used, hard})
 		}
 	}
 }

@@ -27,7 +27,7 @@ func NewReplay() *Replay {
 // Apply feeds one event.
 func (r *Replay) Apply(e *Event) error {
 	switch e.Type {
-	case "consumer.put", "consumer.delete", "consumer.expired":
+	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired:
 		var before, after struct{ Footprint Footprint }
 		if err := unmarshalView(e.Before, &before); err != nil {
 			return fmt.Errorf("event %d: %w", e.Seq, err)
@@ -41,7 +41,7 @@ func (r *Replay) Apply(e *Event) error {
 			r.Usage[e.Tenant] = u
 		}
 		ApplyDelta(u, Delta(before.Footprint, after.Footprint))
-	case "quota.set":
+	case EventQuotaSet:
 		var after quotaView
 		if err := unmarshalView(e.After, &after); err != nil {
 			return fmt.Errorf("event %d: %w", e.Seq, err)
@@ -50,13 +50,13 @@ func (r *Replay) Apply(e *Event) error {
 			r.Hard[e.Tenant] = map[string]int64{}
 		}
 		r.Hard[e.Tenant][e.Subject] = after.Hard
-	case "tenant.create", "tenant.update":
+	case EventTenantCreate, EventTenantUpdate:
 		var after tenantView
 		if err := unmarshalView(e.After, &after); err != nil {
 			return fmt.Errorf("event %d: %w", e.Seq, err)
 		}
 		r.Plans[e.Tenant] = after.Plan
-	case "tenant.delete":
+	case EventTenantDelete:
 		delete(r.Usage, e.Tenant)
 		delete(r.Hard, e.Tenant)
 		delete(r.Plans, e.Tenant)

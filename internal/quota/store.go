@@ -28,6 +28,9 @@ type Store interface {
 	Token(ctx context.Context, name string) (*Token, error) // CodeNotFound if absent
 	Tokens(ctx context.Context) ([]*Token, error)
 	Events(ctx context.Context, f EventFilter) ([]*Event, error)
+	// LastSeq is the ledger's newest sequence number, 0 when it is empty:
+	// every event up to it is visible to reads that start after this one.
+	LastSeq(ctx context.Context) (int64, error)
 	Requests(ctx context.Context, f RequestFilter) ([]*Request, error)
 	Request(ctx context.Context, tenant, id string) (*Request, error) // CodeNotFound if absent
 	Webhooks(ctx context.Context) ([]*Webhook, error)
@@ -140,7 +143,7 @@ type ConsumerFilter struct {
 type Event struct {
 	Seq     int64           `json:"seq"`
 	Time    time.Time       `json:"time"`
-	Type    string          `json:"type"`
+	Type    EventType       `json:"type"`
 	Tenant  string          `json:"tenant,omitempty"`
 	Subject string          `json:"subject,omitempty"` // what changed: a consumer, resource, limit or token
 	Actor   string          `json:"actor"`

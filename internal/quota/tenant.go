@@ -83,6 +83,10 @@ type Tenant struct {
 	Name      string
 	Plan      string
 	CreatedAt time.Time
+	// CreatedSeq is the ledger position of the tenant's creation: its
+	// history starts there. A tenant deleted and created again under the
+	// same id sees nothing of the previous owner's.
+	CreatedSeq int64
 	// Overrides set for this tenant alone; they win over its plan and the
 	// catalog defaults.
 	Quotas map[string]QuotaOverride // by resource

@@ -17,6 +17,7 @@ import (
 	"github.com/allot-dev/allot/internal/dcs"
 	"github.com/allot-dev/allot/internal/kraftcloud"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/route"
 )
 
 // Deps is what the server needs.
@@ -41,15 +42,19 @@ type Deps struct {
 	AuthFailures int
 }
 
-// New returns allot's whole HTTP handler.
-func New(d Deps) http.Handler {
+// New returns allot's whole HTTP handler, and a function that ends its
+// event streams for a graceful shutdown.
+func New(d Deps) (http.Handler, func(), error) {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
 	}
 	d.Metrics.watchQueue(d.Engine)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.Metrics.Handler())
-	native := api.New(d.Engine, d.Store, d.Sealer, d.Region, d.Logger)
+	native, err := api.New(api.Config{Engine: d.Engine, Store: d.Store, Sealer: d.Sealer, Region: d.Region, Logger: d.Logger, Now: d.Now})
+	if err != nil {
+		return nil, nil, err
+	}
 	native.Routes(mux)
 	if d.Dashboard != nil {
 		mux.Handle("/ui/", d.Dashboard(native.Handler()))
@@ -82,11 +87,15 @@ func New(d Deps) http.Handler {
 		d.AuthFailures = 20
 	}
 	limiter := auth.NewLimiter(d.AuthFailures, time.Minute, d.Now)
-	handler := recoverer(d.Logger, api.Fallback(mux, d.Logger))
+	// A path that does not name exactly one resource is refused before
+	// any mux could clean or redirect it, in the shape of its dialect.
+	handler := route.Strict(route.Fallback(mux, native.Render),
+		map[string]route.Render{"/v1/": kraftcloud.Render, "/v2/": dcs.Render, "/v1.0/": dcs.Render}, native.Render)
+	handler = recoverer(d.Logger, handler)
 	if d.MaxBody > 0 && d.MaxBody < api.MaxBody {
 		handler = limitBody(d.MaxBody, handler)
 	}
-	return requestID(d.Metrics.instrument(limitFailures(limiter, d.Logger, handler)))
+	return requestID(d.Metrics.instrument(limitFailures(limiter, d.Logger, handler))), native.Shutdown, nil
 }
 
 // limitBody caps request bodies.

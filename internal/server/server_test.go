@@ -173,9 +173,13 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
 
-	down := httptest.NewServer(server.New(server.Deps{
+	handler, _, err := server.New(server.Deps{
 		Engine: srv.Engine, Store: downStore{srv.Store}, Region: "local", Logger: slog.New(slog.DiscardHandler), Sealer: srv.Sealer,
-	}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := httptest.NewServer(handler)
 	defer down.Close()
 	if code, _ := get(down.URL + "/healthz"); code != 200 {
 		t.Errorf("/healthz with the store down: %d, want 200 (the process is up)", code)

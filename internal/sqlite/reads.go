@@ -112,9 +112,7 @@ func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event
 		}
 		out = append(out, e)
 		return nil
-	}, `SELECT seq, time, type, tenant, subject, actor, role, reason, before, after FROM events
-		WHERE region = ? AND seq > ? AND (? = '' OR tenant = ?) ORDER BY seq LIMIT ?`,
-		s.region, f.After, f.Tenant, f.Tenant, f.Limit)
+	}, eventsQuery(f.Tenant != ""), eventsArgs(s.region, f)...)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading events: %w", err))
 	}
@@ -134,4 +132,41 @@ func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 		return "", quota.Unavailable(fmt.Errorf("sqlite: pinning %s: %w", key, err))
 	}
 	return recorded, nil
+}
+
+// eventsQuery is a ledger page's statement: each form matches an index
+// ((region, tenant, seq) or (region, seq)), so a page costs its own rows,
+// never a scan of the ledger.
+func eventsQuery(byTenant bool) string {
+	const cols = `SELECT seq, time, type, tenant, subject, actor, role, reason, before, after FROM events`
+	if byTenant {
+		return cols + ` WHERE region = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
+	}
+	return cols + ` WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?`
+}
+
+func eventsArgs(region string, f quota.EventFilter) []any {
+	if f.Tenant != "" {
+		return []any{region, f.Tenant, f.After, f.Limit}
+	}
+	return []any{region, f.After, f.Limit}
+}
+
+// LastSeq implements quota.Store.
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	rows, err := s.reads.QueryContext(ctx, `SELECT max(seq) FROM events WHERE region = ?`, s.region)
+	if err == nil {
+		defer rows.Close()
+		if rows.Next() {
+			err = rows.Scan(&seq)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		return 0, quota.Unavailable(fmt.Errorf("sqlite: reading the ledger's end: %w", err))
+	}
+	return seq.Int64, nil
 }

@@ -73,7 +73,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		idFilter, filter, args = ` AND id`+in, ` AND tenant`+in, []any{jsonList(ids)}
 	}
 	// Rows: tenants first ('t'), then quota ('q') and limit ('l') overrides.
-	query := `SELECT 't', id, name, plan, created_at, NULL, NULL, thresholds FROM tenants WHERE region = ?2` + idFilter + `
+	query := `SELECT 't', id, name, plan, created_at, created_seq, NULL, thresholds FROM tenants WHERE region = ?2` + idFilter + `
 		UNION ALL SELECT 'q', tenant, resource, NULL, hard, req_min, req_max, NULL FROM quota_overrides WHERE region = ?2` + filter + `
 		UNION ALL SELECT 'l', tenant, key, NULL, min, max, NULL, NULL FROM limit_overrides WHERE region = ?2` + filter
 	if ids == nil {
@@ -98,7 +98,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 			overrides = append(overrides, pending{row, tenant, name, a, b, c})
 			return nil
 		}
-		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64),
+		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64), CreatedSeq: b.Int64,
 			Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
 		if thresholds.Valid {
 			if err := json.Unmarshal([]byte(thresholds.String), &t.Thresholds); err != nil {

@@ -198,6 +198,13 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	if err := t.appendEvents(ctx, w.Events); err != nil {
 		return err
 	}
+	for _, e := range w.Events {
+		if e.Type == quota.EventTenantCreate {
+			if err := t.exec(ctx, `UPDATE tenants SET created_seq = ? WHERE region = ? AND id = ?`, e.Seq, r, e.Tenant); err != nil {
+				return fmt.Errorf("writing tenant %s: %w", e.Tenant, err)
+			}
+		}
+	}
 	return t.queueDeliveries(ctx, w)
 }
 

@@ -76,7 +76,7 @@ func (h *harness) eventTypes(tenant string, after int64) []string {
 	var out []string
 	for _, e := range h.events(tenant) {
 		if e.Seq > after {
-			out = append(out, e.Type)
+			out = append(out, string(e.Type))
 		}
 	}
 	return out
@@ -109,7 +109,7 @@ func testRequestPolicy(t *testing.T, h *harness) {
 		{"outside the range", func() quota.Op { return request("t", "compute.instances", 101) }, quota.CodeOutsideRange, "", 40, nil},
 		{"below usage", func() quota.Op { return request("t", "compute.instances", 2) }, quota.CodeBelowUsage, "", 40, nil},
 		{"auto decrease to usage", func() quota.Op { return request("t", "compute.instances", 3) }, "", quota.RequestApproved, 3,
-			[]string{"request.create", "request.approve", "quota.set", quota.NotificationType, quota.NotificationType}},
+			[]string{"request.create", "request.approve", "quota.set", string(quota.EventThreshold), string(quota.EventThreshold)}},
 		{"review inside the range", func() quota.Op { return request("t", "dcs.instances", 5) }, "", quota.RequestPending, 10,
 			[]string{"request.create"}},
 		{"duplicate", func() quota.Op { return request("t", "dcs.instances", 5) }, "", quota.RequestPending, 10, nil},
@@ -184,7 +184,7 @@ func testThresholds(t *testing.T, h *harness) {
 	crossings := func(after int64) []string {
 		var out []string
 		for _, e := range h.events("t") {
-			if e.Seq > after && e.Type == quota.NotificationType {
+			if e.Seq > after && e.Type == quota.EventThreshold {
 				var v struct {
 					Threshold int64
 					Direction string
@@ -253,7 +253,7 @@ func testReconcile(t *testing.T, h *harness) {
 		t.Fatalf("usage after reconciling: %v (volumes are not covered and stay)", o.Usage)
 	}
 	for _, e := range h.events("t") {
-		if e.Seq > seq && e.Type != quota.NotificationType && e.Reason != "reconcile" {
+		if e.Seq > seq && e.Type != quota.EventThreshold && e.Reason != "reconcile" {
 			t.Errorf("event %s %s has reason %q, want reconcile", e.Type, e.Subject, e.Reason)
 		}
 	}
@@ -365,7 +365,7 @@ func testOutbox(t *testing.T, h *harness) {
 			if err := h.store.FinishDelivery(h.ctx, d.ID, true, time.Time{}, ""); err != nil {
 				t.Fatal(err)
 			}
-			got[d.Webhook.URL] = append(got[d.Webhook.URL], d.Event.Tenant+" "+d.Event.Type+" "+d.Event.Subject)
+			got[d.Webhook.URL] = append(got[d.Webhook.URL], d.Event.Tenant+" "+string(d.Event.Type)+" "+d.Event.Subject)
 		}
 		now = now.Add(2 * time.Second)
 	}
@@ -427,7 +427,7 @@ func testPlanChange(t *testing.T, h *harness) {
 		t.Fatalf("hard after moving to free: %d, want 2", got)
 	}
 	types := h.eventTypes("t", seq)
-	if len(types) == 0 || types[0] != "tenant.update" || !slices.Contains(types, quota.NotificationType) {
+	if len(types) == 0 || types[0] != "tenant.update" || !slices.Contains(types, string(quota.EventThreshold)) {
 		t.Fatalf("events of the plan change: %v", types)
 	}
 	h.refused(quota.CodeQuotaExceeded, instance("t", "d", "stopped", 16)) // over the new plan: no growth

@@ -594,7 +594,7 @@ func testEvents(t *testing.T, h *harness) {
 		if e.Tenant != "t" || e.Actor != "suite" || e.Role != quota.RoleAdmin || !e.Time.Equal(h.clock.Now()) {
 			t.Fatalf("event = %+v", e)
 		}
-		types = append(types, e.Type)
+		types = append(types, string(e.Type))
 	}
 	want := []string{"tenant.create", "consumer.put", "consumer.put", "quota.set", "consumer.delete"}
 	if fmt.Sprint(types) != fmt.Sprint(want) {

@@ -84,11 +84,16 @@ func Start(t testing.TB, opts ...Options) *Server {
 		(&webhook.Deliverer{Store: st, Sealer: sealer, Log: o.Logger, Now: o.Now, Poll: 20 * time.Millisecond,
 			Backoff: func(n int) time.Duration { return min(10*time.Millisecond<<n, 200*time.Millisecond) }}).Run(deliverCtx)
 	}()
-	hs := httptest.NewServer(server.New(server.Deps{
+	handler, endStreams, err := server.New(server.Deps{
 		Engine: engine, Store: st, Region: "local", Logger: o.Logger, Metrics: metrics, Sealer: sealer, Now: o.Now,
 		AuthFailures: cmp.Or(o.AuthFailures, -1),
-	}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(handler)
 	t.Cleanup(func() {
+		endStreams()
 		stopDelivering()
 		<-delivered
 		hs.Close()

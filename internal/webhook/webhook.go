@@ -167,7 +167,7 @@ func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "allot-webhook/1")
-	req.Header.Set("X-Allot-Event", dl.Event.Type)
+	req.Header.Set("X-Allot-Event", string(dl.Event.Type))
 	req.Header.Set("X-Allot-Delivery", fmt.Sprintf("%s-%d", dl.Webhook.ID, dl.Event.Seq))
 	req.Header.Set(SignatureHeader, Sign(secret, body))
 	resp, err := d.Client.Do(req)

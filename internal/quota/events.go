@@ -1,0 +1,47 @@
+package quota
+
+// EventType says what a ledger event records.
+type EventType string
+
+// The event types: the one list. Replay, the webhooks' subscriptions and
+// the dashboard's filters all take them from here.
+const (
+	EventConsumerPut      EventType = "consumer.put"
+	EventConsumerDelete   EventType = "consumer.delete"
+	EventConsumerExpired  EventType = "consumer.expired"
+	EventQuotaSet         EventType = "quota.set"
+	EventThreshold        EventType = "quota.threshold" // a warning threshold was crossed
+	EventLimitSet         EventType = "limit.set"
+	EventThresholdsSet    EventType = "thresholds.set"
+	EventTenantCreate     EventType = "tenant.create"
+	EventTenantUpdate     EventType = "tenant.update"
+	EventTenantDelete     EventType = "tenant.delete"
+	EventTokenCreate      EventType = "token.create"
+	EventTokenRevoke      EventType = "token.revoke"
+	EventRequestCreate    EventType = "request.create"
+	EventRequestSupersede EventType = "request.supersede"
+	EventRequestApprove   EventType = "request.approve"
+	EventRequestDeny      EventType = "request.deny"
+	EventWebhookCreate    EventType = "webhook.create"
+	EventWebhookDelete    EventType = "webhook.delete"
+)
+
+// EventTypes lists every event type, in the order documentation shows them.
+var EventTypes = []EventType{
+	EventConsumerPut, EventConsumerDelete, EventConsumerExpired,
+	EventQuotaSet, EventThreshold, EventLimitSet, EventThresholdsSet,
+	EventTenantCreate, EventTenantUpdate, EventTenantDelete,
+	EventTokenCreate, EventTokenRevoke,
+	EventRequestCreate, EventRequestSupersede, EventRequestApprove, EventRequestDeny,
+	EventWebhookCreate, EventWebhookDelete,
+}
+
+// Known reports whether t is an event type allot writes.
+func (t EventType) Known() bool {
+	for _, k := range EventTypes {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
