@@ -136,9 +136,13 @@ func idCalls() []idCall {
 			return errOf(c.UsageAt(ctx, v, at))
 		}},
 		{"UsageHistory/tenant", "/api/v1/tenants/vm-1/usage/history?from=2030-01-02T03%3A04%3A05Z&points=2&to=2030-01-02T03%3A04%3A05Z", false, "tenant id",
-			func(ctx context.Context, c *client.Client, v string) error { return errOf(c.UsageHistory(ctx, v, at, at, 2)) }},
+			func(ctx context.Context, c *client.Client, v string) error {
+				return errOf(c.UsageHistory(ctx, v, at, at, 2))
+			}},
 		{"Thresholds/tenant", "/api/v1/tenants/vm-1/thresholds", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error { return errOf(c.Thresholds(ctx, v)) }},
-		{"SetThresholds/tenant", "/api/v1/tenants/vm-1/thresholds", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error { return errOf(c.SetThresholds(ctx, v, nil)) }},
+		{"SetThresholds/tenant", "/api/v1/tenants/vm-1/thresholds", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error {
+			return errOf(c.SetThresholds(ctx, v, nil))
+		}},
 		{"DeleteWebhook/id", "/api/v1/webhooks/vm-1", false, "webhook id", func(ctx context.Context, c *client.Client, v string) error { return c.DeleteWebhook(ctx, v) }},
 		{"StreamEvents/tenant", "/api/v1/events/stream?tenant=vm-1", true, "tenant id", func(ctx context.Context, c *client.Client, v string) error {
 			err := c.StreamEvents(ctx, v, 0, func(client.Event) error { return nil })
