@@ -79,7 +79,11 @@ func IsCode(err error, code string) bool {
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if non-nil).
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
+// Nothing is sent when to could not be built.
+func (c *Client) do(ctx context.Context, method string, to target, query url.Values, header http.Header, in, out any) error {
+	if to.err != nil {
+		return to.err
+	}
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -93,7 +97,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		body = bytes.NewReader(b)
 	}
-	u := c.base + path
+	u := c.base + to.path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -138,9 +142,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 // call sends a request and decodes its answer into a new T; on error it
 // returns nil.
-func call[T any](ctx context.Context, c *Client, method, path string, query url.Values, header http.Header, in any) (*T, error) {
+func call[T any](ctx context.Context, c *Client, method string, to target, query url.Values, header http.Header, in any) (*T, error) {
 	out := new(T)
-	if err := c.do(ctx, method, path, query, header, in, out); err != nil {
+	if err := c.do(ctx, method, to, query, header, in, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -186,16 +190,14 @@ func snippet(b []byte) string {
 	return s
 }
 
-func esc(s string) string { return url.PathEscape(s) }
-
 // CreateTenant creates a tenant.
 func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*Tenant, error) {
-	return call[Tenant](ctx, c, "POST", "/api/v1/tenants", nil, nil, req)
+	return call[Tenant](ctx, c, "POST", route("/tenants"), nil, nil, req)
 }
 
 // Tenants lists every tenant.
 func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
-	l, err := call[TenantList](ctx, c, "GET", "/api/v1/tenants", nil, nil, nil)
+	l, err := call[TenantList](ctx, c, "GET", route("/tenants"), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -204,32 +206,32 @@ func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
 
 // Tenant reads one tenant.
 func (c *Client) Tenant(ctx context.Context, id string) (*Tenant, error) {
-	return call[Tenant](ctx, c, "GET", "/api/v1/tenants/"+esc(id), nil, nil, nil)
+	return call[Tenant](ctx, c, "GET", route("/tenants/{tenant id}", id), nil, nil, nil)
 }
 
 // UpdateTenant renames a tenant or moves it to another plan.
 func (c *Client) UpdateTenant(ctx context.Context, id string, req UpdateTenantRequest) (*Tenant, error) {
-	return call[Tenant](ctx, c, "PATCH", "/api/v1/tenants/"+esc(id), nil, nil, req)
+	return call[Tenant](ctx, c, "PATCH", route("/tenants/{tenant id}", id), nil, nil, req)
 }
 
 // DeleteTenant deletes a tenant that owns no consumers.
 func (c *Client) DeleteTenant(ctx context.Context, id string) error {
-	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(id), nil, nil, nil, nil)
+	return c.do(ctx, "DELETE", route("/tenants/{tenant id}", id), nil, nil, nil, nil)
 }
 
 // Quotas reads a tenant's usage, hard quotas, requestable ranges and limits.
 func (c *Client) Quotas(ctx context.Context, tenant string) (*Quotas, error) {
-	return call[Quotas](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/quotas", nil, nil, nil)
+	return call[Quotas](ctx, c, "GET", route("/tenants/{tenant id}/quotas", tenant), nil, nil, nil)
 }
 
 // SetQuota sets a tenant's hard quota (and optionally requestable range) of a resource.
 func (c *Client) SetQuota(ctx context.Context, tenant, resource string, req SetQuotaRequest) (*ResourceQuota, error) {
-	return call[ResourceQuota](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/quotas/"+esc(resource), nil, nil, req)
+	return call[ResourceQuota](ctx, c, "PUT", route("/tenants/{tenant id}/quotas/{resource}", tenant, resource), nil, nil, req)
 }
 
 // SetLimit sets a tenant's per-object limit of a kind.
 func (c *Client) SetLimit(ctx context.Context, tenant, kind, limit string, req SetLimitRequest) (*Limit, error) {
-	return call[Limit](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/limits/"+esc(kind)+"/"+esc(limit), nil, nil, req)
+	return call[Limit](ctx, c, "PUT", route("/tenants/{tenant id}/limits/{kind}/{limit}", tenant, kind, limit), nil, nil, req)
 }
 
 // PutOptions qualify a consumer write.
@@ -253,7 +255,7 @@ func (o PutOptions) apply() (url.Values, http.Header) {
 // PutConsumer creates or updates a consumer: the claim itself.
 func (c *Client) PutConsumer(ctx context.Context, tenant, id string, req PutConsumerRequest, opts PutOptions) (*Consumer, error) {
 	q, h := opts.apply()
-	return call[Consumer](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, req)
+	return call[Consumer](ctx, c, "PUT", route("/tenants/{tenant id}/consumers/{consumer id}", tenant, id), q, h, req)
 }
 
 // DeleteOptions qualify a consumer delete.
@@ -262,12 +264,12 @@ type DeleteOptions = PutOptions
 // DeleteConsumer deletes a consumer, releasing what it used.
 func (c *Client) DeleteConsumer(ctx context.Context, tenant, id string, opts DeleteOptions) error {
 	q, h := opts.apply()
-	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), q, h, nil, nil)
+	return c.do(ctx, "DELETE", route("/tenants/{tenant id}/consumers/{consumer id}", tenant, id), q, h, nil, nil)
 }
 
 // Consumer reads one consumer.
 func (c *Client) Consumer(ctx context.Context, tenant, id string) (*Consumer, error) {
-	return call[Consumer](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers/"+esc(id), nil, nil, nil)
+	return call[Consumer](ctx, c, "GET", route("/tenants/{tenant id}/consumers/{consumer id}", tenant, id), nil, nil, nil)
 }
 
 // ConsumerQuery selects a page of consumers.
@@ -288,22 +290,22 @@ func (c *Client) Consumers(ctx context.Context, tenant string, q ConsumerQuery) 
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	return call[ConsumerList](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/consumers", v, nil, nil)
+	return call[ConsumerList](ctx, c, "GET", route("/tenants/{tenant id}/consumers", tenant), v, nil, nil)
 }
 
 // Claims applies a batch of puts and deletes: all or none.
 func (c *Client) Claims(ctx context.Context, req ClaimsRequest) (*ClaimsResponse, error) {
-	return call[ClaimsResponse](ctx, c, "POST", "/api/v1/claims", nil, nil, req)
+	return call[ClaimsResponse](ctx, c, "POST", route("/claims"), nil, nil, req)
 }
 
 // CreateToken creates an API token; its secret is in Token.Secret, once.
 func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (*Token, error) {
-	return call[Token](ctx, c, "POST", "/api/v1/tokens", nil, nil, req)
+	return call[Token](ctx, c, "POST", route("/tokens"), nil, nil, req)
 }
 
 // Tokens lists the API tokens (never their secrets).
 func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
-	l, err := call[TokenList](ctx, c, "GET", "/api/v1/tokens", nil, nil, nil)
+	l, err := call[TokenList](ctx, c, "GET", route("/tokens"), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,18 +314,18 @@ func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
 
 // RevokeToken revokes a token; it stops working at once.
 func (c *Client) RevokeToken(ctx context.Context, name string) error {
-	return c.do(ctx, "DELETE", "/api/v1/tokens/"+esc(name), nil, nil, nil, nil)
+	return c.do(ctx, "DELETE", route("/tokens/{token name}", name), nil, nil, nil, nil)
 }
 
 // CreateCredential creates an AK/SK pair for a tenant; the secret key is in
 // the answer, once.
 func (c *Client) CreateCredential(ctx context.Context, tenant string) (*Credential, error) {
-	return call[Credential](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil)
+	return call[Credential](ctx, c, "POST", route("/tenants/{tenant id}/credentials", tenant), nil, nil, nil)
 }
 
 // Credentials lists a tenant's access keys (never the secret keys).
 func (c *Client) Credentials(ctx context.Context, tenant string) ([]Credential, error) {
-	l, err := call[CredentialList](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/credentials", nil, nil, nil)
+	l, err := call[CredentialList](ctx, c, "GET", route("/tenants/{tenant id}/credentials", tenant), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +334,7 @@ func (c *Client) Credentials(ctx context.Context, tenant string) ([]Credential, 
 
 // RevokeCredential revokes an access key; it stops working at once.
 func (c *Client) RevokeCredential(ctx context.Context, tenant, accessKey string) error {
-	return c.do(ctx, "DELETE", "/api/v1/tenants/"+esc(tenant)+"/credentials/"+esc(accessKey), nil, nil, nil, nil)
+	return c.do(ctx, "DELETE", route("/tenants/{tenant id}/credentials/{access key}", tenant, accessKey), nil, nil, nil, nil)
 }
 
 // EventQuery selects a page of the ledger.
@@ -344,9 +346,9 @@ type EventQuery struct {
 
 // Events reads a page of the ledger; pass Next as After to read on.
 func (c *Client) Events(ctx context.Context, q EventQuery) (*EventList, error) {
-	v := url.Values{}
-	if q.Tenant != "" {
-		v.Set("tenant", q.Tenant)
+	v, err := eventsQuery(q.Tenant)
+	if err != nil {
+		return nil, err
 	}
 	if q.After > 0 {
 		v.Set("after", strconv.FormatInt(q.After, 10))
@@ -354,5 +356,20 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (*EventList, error) {
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	return call[EventList](ctx, c, "GET", "/api/v1/events", v, nil, nil)
+	return call[EventList](ctx, c, "GET", route("/events"), v, nil, nil)
+}
+
+// eventsQuery is the tenant filter of the ledger; "" for all. A query value
+// cannot escape its place, but a tenant id that could never be one is
+// refused here as it is in a path.
+func eventsQuery(tenant string) (url.Values, error) {
+	v := url.Values{}
+	if tenant == "" {
+		return v, nil
+	}
+	if err := checkID("tenant id", tenant); err != nil {
+		return nil, err
+	}
+	v.Set("tenant", tenant)
+	return v, nil
 }

@@ -18,21 +18,21 @@ import (
 // answers approved); otherwise the request is pending until an admin
 // decides. Asking again for the same value returns the open request.
 func (c *Client) CreateRequest(ctx context.Context, tenant string, req CreateRequestRequest) (*Request, error) {
-	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests", nil, nil, req)
+	return call[Request](ctx, c, "POST", route("/tenants/{tenant id}/requests", tenant), nil, nil, req)
 }
 
 // Requests lists a tenant's requests, newest first; status "" for all.
 // tenant "" lists the requests of every tenant (operators only).
 func (c *Client) Requests(ctx context.Context, tenant, status string) ([]Request, error) {
-	path := "/api/v1/requests"
+	to := route("/requests")
 	if tenant != "" {
-		path = "/api/v1/tenants/" + esc(tenant) + "/requests"
+		to = route("/tenants/{tenant id}/requests", tenant)
 	}
 	var q url.Values
 	if status != "" {
 		q = url.Values{"status": {status}}
 	}
-	l, err := call[RequestList](ctx, c, "GET", path, q, nil, nil)
+	l, err := call[RequestList](ctx, c, "GET", to, q, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -41,17 +41,17 @@ func (c *Client) Requests(ctx context.Context, tenant, status string) ([]Request
 
 // Request reads one request with its history.
 func (c *Client) Request(ctx context.Context, tenant, id string) (*Request, error) {
-	return call[Request](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id), nil, nil, nil)
+	return call[Request](ctx, c, "GET", route("/tenants/{tenant id}/requests/{request id}", tenant, id), nil, nil, nil)
 }
 
 // ApproveRequest approves a pending request and applies its value.
 func (c *Client) ApproveRequest(ctx context.Context, tenant, id, comment string) (*Request, error) {
-	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id)+"/approve", nil, nil, DecideRequest{Comment: comment})
+	return call[Request](ctx, c, "POST", route("/tenants/{tenant id}/requests/{request id}/approve", tenant, id), nil, nil, DecideRequest{Comment: comment})
 }
 
 // DenyRequest denies a pending request.
 func (c *Client) DenyRequest(ctx context.Context, tenant, id, comment string) (*Request, error) {
-	return call[Request](ctx, c, "POST", "/api/v1/tenants/"+esc(tenant)+"/requests/"+esc(id)+"/deny", nil, nil, DecideRequest{Comment: comment})
+	return call[Request](ctx, c, "POST", route("/tenants/{tenant id}/requests/{request id}/deny", tenant, id), nil, nil, DecideRequest{Comment: comment})
 }
 
 // Reconcile makes allot's consumers of inv.Kinds equal to what exists,
@@ -61,7 +61,7 @@ func (c *Client) Reconcile(ctx context.Context, tenant string, inv Inventory, dr
 	if dryRun {
 		q = url.Values{"dry_run": {"true"}}
 	}
-	return call[Reconciliation](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/inventory", q, nil, inv)
+	return call[Reconciliation](ctx, c, "PUT", route("/tenants/{tenant id}/inventory", tenant), q, nil, inv)
 }
 
 // Utilisation lists tenants by their highest utilisation, those over a hard
@@ -75,12 +75,12 @@ func (c *Client) Utilisation(ctx context.Context, query string, limit int) (*Uti
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	return call[Utilisation](ctx, c, "GET", "/api/v1/utilisation", q, nil, nil)
+	return call[Utilisation](ctx, c, "GET", route("/utilisation"), q, nil, nil)
 }
 
 // OverQuota lists the tenants whose usage exceeds a hard quota.
 func (c *Client) OverQuota(ctx context.Context) ([]OverQuotaTenant, error) {
-	l, err := call[OverQuotaList](ctx, c, "GET", "/api/v1/overquota", nil, nil, nil)
+	l, err := call[OverQuotaList](ctx, c, "GET", route("/overquota"), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (c *Client) OverQuota(ctx context.Context) ([]OverQuotaTenant, error) {
 // UsageAt answers a tenant's usage and hard quotas as they were at a moment.
 func (c *Client) UsageAt(ctx context.Context, tenant string, at time.Time) (*UsageAt, error) {
 	q := url.Values{"at": {at.UTC().Format(time.RFC3339Nano)}}
-	return call[UsageAt](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/usage", q, nil, nil)
+	return call[UsageAt](ctx, c, "GET", route("/tenants/{tenant id}/usage", tenant), q, nil, nil)
 }
 
 // UsageHistory answers a tenant's usage and hard quotas at points moments
@@ -98,12 +98,12 @@ func (c *Client) UsageAt(ctx context.Context, tenant string, at time.Time) (*Usa
 // ledger.
 func (c *Client) UsageHistory(ctx context.Context, tenant string, from, to time.Time, points int) (*UsageHistory, error) {
 	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}, "points": {strconv.Itoa(points)}}
-	return call[UsageHistory](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/usage/history", q, nil, nil)
+	return call[UsageHistory](ctx, c, "GET", route("/tenants/{tenant id}/usage/history", tenant), q, nil, nil)
 }
 
 // Thresholds reads a tenant's effective warning thresholds.
 func (c *Client) Thresholds(ctx context.Context, tenant string) ([]int64, error) {
-	t, err := call[Thresholds](ctx, c, "GET", "/api/v1/tenants/"+esc(tenant)+"/thresholds", nil, nil, nil)
+	t, err := call[Thresholds](ctx, c, "GET", route("/tenants/{tenant id}/thresholds", tenant), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (c *Client) Thresholds(ctx context.Context, tenant string) ([]int64, error)
 // SetThresholds sets a tenant's warning thresholds; nil returns it to its
 // plan's.
 func (c *Client) SetThresholds(ctx context.Context, tenant string, thresholds []int64) ([]int64, error) {
-	t, err := call[Thresholds](ctx, c, "PUT", "/api/v1/tenants/"+esc(tenant)+"/thresholds", nil, nil, Thresholds{Thresholds: thresholds})
+	t, err := call[Thresholds](ctx, c, "PUT", route("/tenants/{tenant id}/thresholds", tenant), nil, nil, Thresholds{Thresholds: thresholds})
 	if err != nil {
 		return nil, err
 	}
@@ -122,12 +122,12 @@ func (c *Client) SetThresholds(ctx context.Context, tenant string, thresholds []
 
 // CreateWebhook subscribes a URL to events.
 func (c *Client) CreateWebhook(ctx context.Context, req CreateWebhookRequest) (*Webhook, error) {
-	return call[Webhook](ctx, c, "POST", "/api/v1/webhooks", nil, nil, req)
+	return call[Webhook](ctx, c, "POST", route("/webhooks"), nil, nil, req)
 }
 
 // Webhooks lists the subscriptions.
 func (c *Client) Webhooks(ctx context.Context) ([]Webhook, error) {
-	l, err := call[WebhookList](ctx, c, "GET", "/api/v1/webhooks", nil, nil, nil)
+	l, err := call[WebhookList](ctx, c, "GET", route("/webhooks"), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (c *Client) Webhooks(ctx context.Context) ([]Webhook, error) {
 
 // DeleteWebhook removes a subscription and its pending deliveries.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
-	return c.do(ctx, "DELETE", "/api/v1/webhooks/"+esc(id), nil, nil, nil, nil)
+	return c.do(ctx, "DELETE", route("/webhooks/{webhook id}", id), nil, nil, nil, nil)
 }
 
 // StreamEvents follows the ledger from after on (tenant "" for all the
@@ -170,11 +170,11 @@ func (e streamBreak) Unwrap() error { return e.err }
 func isStreamBreak(err error) bool { _, ok := err.(streamBreak); return ok }
 
 func (c *Client) streamOnce(ctx context.Context, tenant string, after *int64, fn func(Event) error) error {
-	q := url.Values{}
-	if tenant != "" {
-		q.Set("tenant", tenant)
+	q, err := eventsQuery(tenant)
+	if err != nil {
+		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/events/stream?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+route("/events/stream").path+"?"+q.Encode(), nil)
 	if err != nil {
 		return fmt.Errorf("allot: %w", err)
 	}

@@ -56,7 +56,7 @@ a conditional UPDATE), and adds its figures and allot's ratio to them.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(r.stdout, "%s\n", line)
+				fmt.Fprintf(r.stdout, "%s\n", jsonSafe(line))
 				benchNotes(c.ErrOrStderr(), s)
 			} else {
 				benchTable(r.stdout, s)
@@ -109,14 +109,14 @@ func benchNotes(w io.Writer, s *bench.Summary) {
 			continue
 		}
 		if x.FirstError != "" {
-			fmt.Fprintf(w, "%s: first error: %s\n", x.Store, x.FirstError)
+			fmt.Fprintf(w, "%s: first error: %s\n", x.Store, printable(x.FirstError))
 		}
 		for i, p := range x.Problems {
 			if i == shown {
 				fmt.Fprintf(w, "! … and %d more\n", len(x.Problems)-shown)
 				break
 			}
-			fmt.Fprintf(w, "! %s\n", p)
+			fmt.Fprintf(w, "! %s\n", printable(p))
 		}
 	}
 }

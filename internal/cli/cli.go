@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/allot-dev/allot/client"
 )
 
 // Env gives the program its environment; tests pass a map's lookup.
@@ -17,7 +19,7 @@ type Env func(key string) string
 
 // Run runs the allot command with args (without the program name) and
 // returns the process exit status: 0 success, 1 a failure or a refusal by
-// the server, 2 wrong usage.
+// the server, 2 wrong usage (an id that cannot be sent is one).
 func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(getenv, stdin, stdout, stderr)
 	root.SetArgs(args)
@@ -29,20 +31,41 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		return 0
 	}
 	if ue, ok := errors.AsType[usageError](err); ok {
-		fmt.Fprintf(stderr, "allot: %s\n", ue.msg)
+		fmt.Fprintf(stderr, "allot: %s\n", printable(ue.msg))
+		return 2
+	}
+	if ie, ok := errors.AsType[*client.InvalidIDError](err); ok {
+		fmt.Fprintln(stderr, printable(ie.Error()))
 		return 2
 	}
 	// cobra's own argument errors carry no type; they are usage errors too.
 	if msg := err.Error(); strings.HasPrefix(msg, "required flag") || strings.HasPrefix(msg, "unknown command") {
-		fmt.Fprintf(stderr, "allot: %s\nRun 'allot --help' for usage.\n", msg)
+		fmt.Fprintf(stderr, "allot: %s\nRun 'allot --help' for usage.\n", printable(msg))
 		return 2
 	}
-	msg := err.Error()
+	printError(stderr, err)
+	return 1
+}
+
+// printError writes err for the operator: a refusal as the lines refusal
+// built (what the server wrote in them already escaped); errors joined by
+// errors.Join one to a line; any other message escaped onto one line, since
+// it may quote a server's answer.
+func printError(w io.Writer, err error) {
+	msg := printable(err.Error())
+	switch e := err.(type) {
+	case problemError:
+		msg = e.msg
+	case interface{ Unwrap() []error }:
+		for _, e := range e.Unwrap() {
+			printError(w, e)
+		}
+		return
+	}
 	if !strings.HasPrefix(msg, "allot: ") {
 		msg = "allot: " + msg
 	}
-	fmt.Fprintln(stderr, msg)
-	return 1
+	fmt.Fprintln(w, msg)
 }
 
 // usageError marks mistakes in how allot was called (exit status 2).

@@ -38,9 +38,14 @@ func (r *remote) client() *client.Client {
 func (r *remote) show(v any, table func(w io.Writer)) error {
 	switch r.output {
 	case "json":
-		enc := json.NewEncoder(r.stdout)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		_, err := r.stdout.Write(jsonSafe(b.Bytes()))
+		return err
 	case "yaml":
 		// Through JSON, so YAML keys are the API's field names.
 		b, err := json.Marshal(v)
@@ -53,7 +58,12 @@ func (r *remote) show(v any, table func(w io.Writer)) error {
 		if err := dec.Decode(&generic); err != nil {
 			return err
 		}
-		return yaml.NewEncoder(r.stdout).Encode(integers(generic))
+		out, err := yamlSafe(integers(generic))
+		if err != nil {
+			return err
+		}
+		_, err = r.stdout.Write(out)
+		return err
 	case "table":
 		table(r.stdout)
 		return nil
@@ -83,26 +93,32 @@ func integers(v any) any {
 	return v
 }
 
+// problemError is a server's refusal as the CLI prints it.
+type problemError struct{ msg string }
+
+func (e problemError) Error() string { return e.msg }
+
 // refusal turns a server problem into the CLI's message: the code, the
-// detail, then one line per violation.
+// detail, then one line per violation. What the server wrote is escaped,
+// so the only line breaks are these.
 func refusal(err error) error {
 	e, ok := errors.AsType[*client.Error](err)
 	if !ok {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString(e.Problem.Code + ": " + e.Problem.Detail)
+	b.WriteString(printable(e.Problem.Code) + ": " + printable(e.Problem.Detail))
 	if e.Problem.Operation != nil {
 		fmt.Fprintf(&b, " (operation %d)", *e.Problem.Operation)
 	}
 	for _, v := range e.Problem.Violations {
 		if v.Resource != "" {
-			fmt.Fprintf(&b, "\n  %s: used %d of %d, requested %d, available %d", v.Resource, v.Used, v.Hard, v.Requested, v.Available)
+			fmt.Fprintf(&b, "\n  %s: used %d of %d, requested %d, available %d", printable(v.Resource), v.Used, v.Hard, v.Requested, v.Available)
 		} else {
-			fmt.Fprintf(&b, "\n  %s.%s = %d, allowed %d to %d", v.Kind, v.Attribute, v.Value, v.Min, v.Max)
+			fmt.Fprintf(&b, "\n  %s.%s = %d, allowed %d to %d", printable(v.Kind), printable(v.Attribute), v.Value, v.Min, v.Max)
 		}
 	}
-	return errors.New(b.String())
+	return problemError{b.String()}
 }
 
 func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout, stderr io.Writer) {
@@ -194,7 +210,7 @@ func tenantsCommand(r *remote) *cobra.Command {
 			if err := r.client().DeleteTenant(c.Context(), a[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(r.stdout, "tenant %s deleted\n", a[0])
+			fmt.Fprintf(r.stdout, "tenant %s deleted\n", printable(a[0]))
 			return nil
 		})}
 	var newName, newPlan string
@@ -265,9 +281,9 @@ func quotasCommand(r *remote) *cobra.Command {
 				return err
 			}
 			return r.show(rq, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: hard %d, used %d, requestable %d-%d\n", rq.Resource, rq.Hard, rq.Used, rq.Requestable.Min, rq.Requestable.Max)
+				fmt.Fprintf(w, "%s: hard %d, used %d, requestable %d-%d\n", printable(rq.Resource), rq.Hard, rq.Used, rq.Requestable.Min, rq.Requestable.Max)
 				if rq.OverQuota {
-					fmt.Fprintf(w, "! %s is over quota: growth is refused until usage falls below %d\n", a[0], rq.Hard)
+					fmt.Fprintf(w, "! %s is over quota: growth is refused until usage falls below %d\n", printable(a[0]), rq.Hard)
 				}
 			})
 		})}
@@ -324,7 +340,7 @@ func quotasTable(w io.Writer, q *client.Quotas) {
 		if svc != service {
 			flush()
 			service = svc
-			fmt.Fprintf(w, "%s (tenant %s, region %s)\n", svc, q.Tenant, q.Region)
+			fmt.Fprintf(w, "%s (tenant %s, region %s)\n", printable(svc), printable(q.Tenant), printable(q.Region))
 			t = newTable("", "RESOURCE", "USED/HARD", "USAGE", "%", "REQUESTABLE")
 		}
 		mark := ""
@@ -367,7 +383,9 @@ func limitsCommand(r *remote) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return r.show(l, func(w io.Writer) { fmt.Fprintf(w, "%s %s: %d-%d\n", l.Kind, l.Limit, l.Min, l.Max) })
+			return r.show(l, func(w io.Writer) {
+				fmt.Fprintf(w, "%s %s: %d-%d\n", printable(l.Kind), printable(l.Limit), l.Min, l.Max)
+			})
 		})}
 	return group("limits", "Set per-object limits", set)
 }
@@ -401,7 +419,7 @@ func consumersCommand(r *remote) *cobra.Command {
 				if dryRun {
 					verb = "would be " + verb + " (dry run)"
 				}
-				fmt.Fprintf(w, "consumer %s %s, generation %d\n", out.Consumer, verb, out.Generation)
+				fmt.Fprintf(w, "consumer %s %s, generation %d\n", printable(out.Consumer), verb, out.Generation)
 				consumerTable(w, []client.Consumer{*out})
 			})
 		})}
@@ -454,9 +472,9 @@ func consumersCommand(r *remote) *cobra.Command {
 				return err
 			}
 			if delOpts.DryRun {
-				fmt.Fprintf(r.stdout, "consumer %s would be deleted (dry run)\n", a[1])
+				fmt.Fprintf(r.stdout, "consumer %s would be deleted (dry run)\n", printable(a[1]))
 			} else {
-				fmt.Fprintf(r.stdout, "consumer %s deleted\n", a[1])
+				fmt.Fprintf(r.stdout, "consumer %s deleted\n", printable(a[1]))
 			}
 			return nil
 		})}
@@ -524,7 +542,7 @@ func tokensCommand(r *remote) *cobra.Command {
 				return err
 			}
 			return r.show(t, func(w io.Writer) {
-				fmt.Fprintf(w, "token %s (%s) created; it is shown only this once:\n%s\n", t.Name, t.Role, t.Secret)
+				fmt.Fprintf(w, "token %s (%s) created; it is shown only this once:\n%s\n", printable(t.Name), printable(t.Role), printable(t.Secret))
 			})
 		})}
 	create.Flags().StringVar(&req.Role, "role", "", "admin, service or tenant")
@@ -555,7 +573,7 @@ func tokensCommand(r *remote) *cobra.Command {
 			if err := r.client().RevokeToken(c.Context(), a[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(r.stdout, "token %s revoked\n", a[0])
+			fmt.Fprintf(r.stdout, "token %s revoked\n", printable(a[0]))
 			return nil
 		})}
 	return group("tokens", "Manage API tokens", create, list, revoke)
@@ -569,7 +587,7 @@ func credentialsCommand(r *remote) *cobra.Command {
 				return err
 			}
 			return r.show(k, func(w io.Writer) {
-				fmt.Fprintf(w, "access key: %s\nsecret key: %s\n(the secret key is shown only this once)\n", k.AccessKey, k.SecretKey)
+				fmt.Fprintf(w, "access key: %s\nsecret key: %s\n(the secret key is shown only this once)\n", printable(k.AccessKey), printable(k.SecretKey))
 			})
 		})}
 	list := &cobra.Command{Use: "list TENANT", Short: "List a tenant's access keys", Args: args(cobra.ExactArgs(1)),
@@ -595,7 +613,7 @@ func credentialsCommand(r *remote) *cobra.Command {
 			if err := r.client().RevokeCredential(c.Context(), a[0], a[1]); err != nil {
 				return err
 			}
-			fmt.Fprintf(r.stdout, "access key %s revoked\n", a[1])
+			fmt.Fprintf(r.stdout, "access key %s revoked\n", printable(a[1]))
 			return nil
 		})}
 	return group("credentials", "Manage AK/SK access keys", create, list, revoke)

@@ -104,13 +104,13 @@ the difference. The inventory is JSON or YAML:
 				if out.DryRun {
 					verb = "would be reconciled (dry run)"
 				}
-				fmt.Fprintf(w, "%s %s: %d created, %d updated, %d deleted\n", a[0], verb, len(out.Created), len(out.Updated), len(out.Deleted))
+				fmt.Fprintf(w, "%s %s: %d created, %d updated, %d deleted\n", printable(a[0]), verb, len(out.Created), len(out.Updated), len(out.Deleted))
 				for _, l := range []struct {
 					sign string
 					ids  []string
 				}{{"+", out.Created}, {"~", out.Updated}, {"-", out.Deleted}} {
 					for _, id := range l.ids {
-						fmt.Fprintf(w, "  %s %s\n", l.sign, id)
+						fmt.Fprintf(w, "  %s %s\n", l.sign, printable(id))
 					}
 				}
 			})
@@ -221,15 +221,15 @@ func (r *remote) followEvents(ctx context.Context, q client.EventQuery) error {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(r.stdout, "%s\n", b)
+			_, err = fmt.Fprintf(r.stdout, "%s\n", jsonSafe(b))
 			return err
 		}
 		if !printed {
 			fmt.Fprintln(r.stdout, "SEQ  TIME  TYPE  TENANT  SUBJECT  ACTOR")
 			printed = true
 		}
-		_, err := fmt.Fprintf(r.stdout, "%d  %s  %s  %s  %s  %s (%s)\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Type,
-			dash(e.Tenant), dash(e.Subject), e.Actor, e.Role)
+		_, err := fmt.Fprintf(r.stdout, "%d  %s  %s  %s  %s  %s (%s)\n", e.Seq, e.Time.UTC().Format(time.RFC3339), printable(e.Type),
+			printable(dash(e.Tenant)), printable(dash(e.Subject)), printable(e.Actor), printable(e.Role))
 		return err
 	})
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) { // interrupted: done
