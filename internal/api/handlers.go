@@ -191,6 +191,9 @@ func (a *API) getConsumer(w http.ResponseWriter, r *http.Request, _ quota.Actor)
 	if err != nil {
 		return err
 	}
+	if a.expired(c) {
+		return quota.Errorf(quota.CodeNotFound, "consumer %q not found: its reservation expired at %s", c.ID, c.ExpiresAt.Format(time.RFC3339))
+	}
 	w.Header().Set("ETag", etag(c.Generation))
 	respond(w, http.StatusOK, wireConsumer(c))
 	return nil
@@ -227,7 +230,9 @@ func (a *API) listConsumers(w http.ResponseWriter, r *http.Request, _ quota.Acto
 		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(cs[len(cs)-1].ID))
 	}
 	for _, c := range cs {
-		out.Consumers = append(out.Consumers, wireConsumer(c))
+		if !a.expired(c) {
+			out.Consumers = append(out.Consumers, wireConsumer(c))
+		}
 	}
 	respond(w, http.StatusOK, out)
 	return nil
@@ -416,6 +421,12 @@ func eventScope(r *http.Request, who quota.Actor) (string, error) {
 		}
 	}
 	return tenant, nil
+}
+
+// expired reports whether c is a reservation whose time ran out: it holds
+// nothing any more, whether or not the sweeper has released it yet.
+func (a *API) expired(c *quota.Consumer) bool {
+	return c.ExpiresAt != nil && !c.ExpiresAt.After(a.now())
 }
 
 func wireEvent(e *quota.Event) client.Event {
