@@ -203,7 +203,7 @@ func (p *patternRecorder) HandleFunc(pattern string, _ func(http.ResponseWriter,
 func TestAccessMatrix(t *testing.T) {
 	srv := testserver.Start(t)
 	rec := &patternRecorder{}
-	api.New(srv.Engine, srv.Store, srv.Sealer, "local", nil).Routes(rec)
+	api.New(srv.Engine, srv.Store, srv.Sealer, "local", nil, nil).Routes(rec)
 	for _, p := range rec.patterns {
 		if _, ok := intended[p]; !ok {
 			t.Errorf("route %s has no line in the access matrix", p)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // API holds the native API's dependencies.
@@ -19,12 +20,14 @@ type API struct {
 	region string
 	log    *slog.Logger
 	sealer *auth.Sealer
+	hooks  *webhook.Policy
 }
 
 // New returns the native API. sealer encrypts the secret keys of AK/SK
-// credentials.
-func New(engine *quota.Engine, store quota.Store, sealer *auth.Sealer, region string, log *slog.Logger) *API {
-	return &API{engine: engine, store: store, cat: engine.Catalog(), region: region, log: log, sealer: sealer}
+// credentials; hooks says which webhook targets subscriptions may name
+// (nil: public addresses only).
+func New(engine *quota.Engine, store quota.Store, sealer *auth.Sealer, region string, log *slog.Logger, hooks *webhook.Policy) *API {
+	return &API{engine: engine, store: store, cat: engine.Catalog(), region: region, log: log, sealer: sealer, hooks: hooks}
 }
 
 // Router is where routes are registered: an *http.ServeMux, or a recorder

@@ -69,7 +69,7 @@ func (r *routeRecorder) HandleFunc(pattern string, _ func(http.ResponseWriter, *
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	srv := testserver.Start(t)
 	rec := &routeRecorder{t: t, routes: map[string]bool{}}
-	api.New(srv.Engine, srv.Store, srv.Sealer, "local", slog.New(slog.DiscardHandler)).Routes(rec)
+	api.New(srv.Engine, srv.Store, srv.Sealer, "local", slog.New(slog.DiscardHandler), nil).Routes(rec)
 	if len(rec.routes) == 0 {
 		t.Fatal("Routes registered nothing")
 	}

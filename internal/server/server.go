@@ -17,6 +17,7 @@ import (
 	"github.com/allot-dev/allot/internal/dcs"
 	"github.com/allot-dev/allot/internal/kraftcloud"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // Deps is what the server needs.
@@ -39,6 +40,9 @@ type Deps struct {
 	// key may have per minute before it gets 429 until the minute is over;
 	// 0 for 20, negative to disable.
 	AuthFailures int
+	// Webhooks says which webhook targets subscriptions may name; nil:
+	// public addresses only.
+	Webhooks *webhook.Policy
 }
 
 // New returns allot's whole HTTP handler.
@@ -49,7 +53,7 @@ func New(d Deps) http.Handler {
 	d.Metrics.watchQueue(d.Engine)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.Metrics.Handler())
-	native := api.New(d.Engine, d.Store, d.Sealer, d.Region, d.Logger)
+	native := api.New(d.Engine, d.Store, d.Sealer, d.Region, d.Logger, d.Webhooks)
 	native.Routes(mux)
 	if d.Dashboard != nil {
 		mux.Handle("/ui/", d.Dashboard(native.Handler()))

@@ -89,7 +89,7 @@ func setup(t *testing.T) *env {
 	e.req, err = client.New(ts.URL, client.WithToken(e.tokens["acme"])).CreateRequest(ctx, "acme",
 		client.CreateRequestRequest{Resource: "dcs.instances", Value: hard(6), Reason: "launch"})
 	must(e.req, err)
-	u := New(Config{API: api.New(ts.Engine, ts.Store, ts.Sealer, "local", log).Handler(), Tokens: ts.Store,
+	u := New(Config{API: api.New(ts.Engine, ts.Store, ts.Sealer, "local", log, nil).Handler(), Tokens: ts.Store,
 		Catalog: ts.Engine.Catalog(), Logger: log, Now: e.clock.now})
 	e.ui = httptest.NewServer(u)
 	t.Cleanup(e.ui.Close)
