@@ -13,6 +13,7 @@ import (
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/route"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // Config holds the native API's dependencies.
@@ -25,6 +26,9 @@ type Config struct {
 	Now    func() time.Time // default time.Now
 	// Streams bounds the event streams: in all, and per token.
 	MaxStreams, MaxStreamsPerToken int // defaults 1000 and 10
+	// Webhooks says which targets subscriptions may name; nil: public
+	// addresses only.
+	Webhooks *webhook.Policy
 }
 
 // API holds the native API's dependencies.
@@ -37,6 +41,7 @@ type API struct {
 	sealer *auth.Sealer
 	now    func() time.Time
 	hub    *hub
+	hooks  *webhook.Policy
 }
 
 // New returns the native API.
@@ -53,7 +58,7 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{engine: cfg.Engine, store: cfg.Store, cat: cfg.Engine.Catalog(), region: cfg.Region, log: cfg.Logger,
-		sealer: cfg.Sealer, now: cfg.Now}
+		sealer: cfg.Sealer, now: cfg.Now, hooks: cfg.Webhooks}
 	a.hub = newHub(cfg.Store, cfg.Engine, cfg.Logger, cfg.MaxStreams, cfg.MaxStreamsPerToken)
 	return a, nil
 }

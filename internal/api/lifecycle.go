@@ -394,6 +394,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, who quota.Ac
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(req.URL) > 2048 || u.User != nil {
 		return quota.Errorf(quota.CodeInvalid, "url must be an http:// or https:// URL without credentials, at most 2048 bytes")
 	}
+	if err := a.hooks.CheckURL(u); err != nil {
+		return quota.Errorf(quota.CodeInvalid, "url: %v", err)
+	}
 	if len(req.Secret) < 16 || len(req.Secret) > 256 {
 		return quota.Errorf(quota.CodeInvalid, "secret must be 16 to 256 bytes")
 	}

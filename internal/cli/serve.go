@@ -50,6 +50,8 @@ type ServeConfig struct {
 	MaxBodyBytes                                              int64
 	MaxBatchOps                                               int
 	AuthFailureLimit                                          int
+	// WebhookAllow opens non-public webhook targets (webhook.ParsePolicy).
+	WebhookAllow string
 }
 
 // DefaultServeConfig returns the built-in defaults; `allot serve` layers
@@ -123,6 +125,7 @@ named like the flags), the built-in default.`,
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body, at most 1 MiB (ALLOT_MAX_BODY_BYTES)")
 	f.IntVar(&cfg.MaxBatchOps, "max-batch-ops", cfg.MaxBatchOps, "most operations in one POST /api/v1/claims, at most 1000 (ALLOT_MAX_BATCH_OPS)")
 	f.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", cfg.AuthFailureLimit, "failed authentications per source address and minute before 429; 0 disables (ALLOT_AUTH_FAILURE_LIMIT)")
+	f.StringVar(&cfg.WebhookAllow, "webhook-allow", cfg.WebhookAllow, "comma-separated CIDRs, addresses or host[:port] webhooks may reach beyond public addresses, e.g. 127.0.0.1 (ALLOT_WEBHOOK_ALLOW)")
 	// The admin token is a secret: environment or config file only, never
 	// a flag (it would show in ps).
 	cfg.AdminToken = getenv("ALLOT_ADMIN_TOKEN")
@@ -233,9 +236,13 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	})
 	engine.Start()
 	defer engine.Stop(context.Background())
+	hooks, err := webhook.ParsePolicy(cfg.WebhookAllow)
+	if err != nil {
+		return usageError{fmt.Sprintf("webhook-allow: %v", err)}
+	}
 	deliverCtx, stopDelivering := context.WithCancel(context.Background())
 	defer stopDelivering()
-	go (&webhook.Deliverer{Store: store, Sealer: sealer, Log: log}).Run(deliverCtx)
+	go (&webhook.Deliverer{Store: store, Sealer: sealer, Log: log, Policy: hooks}).Run(deliverCtx)
 
 	token, err := auth.Bootstrap(ctx, engine, store, cfg.AdminToken)
 	if err != nil {
@@ -250,7 +257,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	handler, endStreams, err := server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
-		MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit),
+		MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit), Webhooks: hooks,
 		Dashboard: func(api http.Handler) http.Handler {
 			return ui.New(ui.Config{API: api, Tokens: store, Catalog: cat, Logger: log})
 		}})
@@ -351,6 +358,9 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if cfg.AuthFailureLimit < 0 {
 		return nil, usageError{"auth-failure-limit: must not be negative"}
+	}
+	if _, err := webhook.ParsePolicy(cfg.WebhookAllow); err != nil {
+		return nil, usageError{fmt.Sprintf("webhook-allow: %v", err)}
 	}
 	if _, err := storeKind(cfg.Database); err != nil {
 		return nil, err

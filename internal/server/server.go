@@ -18,6 +18,7 @@ import (
 	"github.com/allot-dev/allot/internal/kraftcloud"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/route"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // Deps is what the server needs.
@@ -40,6 +41,9 @@ type Deps struct {
 	// key may have per minute before it gets 429 until the minute is over;
 	// 0 for 20, negative to disable.
 	AuthFailures int
+	// Webhooks says which webhook targets subscriptions may name; nil:
+	// public addresses only.
+	Webhooks *webhook.Policy
 }
 
 // New returns allot's whole HTTP handler, and a function that ends its
@@ -51,7 +55,7 @@ func New(d Deps) (http.Handler, func(), error) {
 	d.Metrics.watchQueue(d.Engine)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.Metrics.Handler())
-	native, err := api.New(api.Config{Engine: d.Engine, Store: d.Store, Sealer: d.Sealer, Region: d.Region, Logger: d.Logger, Now: d.Now})
+	native, err := api.New(api.Config{Engine: d.Engine, Store: d.Store, Sealer: d.Sealer, Region: d.Region, Logger: d.Logger, Now: d.Now, Webhooks: d.Webhooks})
 	if err != nil {
 		return nil, nil, err
 	}

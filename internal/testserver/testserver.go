@@ -77,16 +77,21 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Receivers in tests listen on 127.0.0.1.
+	hooks, err := webhook.ParsePolicy("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	deliverCtx, stopDelivering := context.WithCancel(context.Background())
 	delivered := make(chan struct{})
 	go func() {
 		defer close(delivered)
-		(&webhook.Deliverer{Store: st, Sealer: sealer, Log: o.Logger, Now: o.Now, Poll: 20 * time.Millisecond,
+		(&webhook.Deliverer{Store: st, Sealer: sealer, Log: o.Logger, Now: o.Now, Poll: 20 * time.Millisecond, Policy: hooks,
 			Backoff: func(n int) time.Duration { return min(10*time.Millisecond<<n, 200*time.Millisecond) }}).Run(deliverCtx)
 	}()
 	handler, endStreams, err := server.New(server.Deps{
 		Engine: engine, Store: st, Region: "local", Logger: o.Logger, Metrics: metrics, Sealer: sealer, Now: o.Now,
-		AuthFailures: cmp.Or(o.AuthFailures, -1),
+		AuthFailures: cmp.Or(o.AuthFailures, -1), Webhooks: hooks,
 	})
 	if err != nil {
 		t.Fatal(err)

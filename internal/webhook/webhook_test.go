@@ -85,6 +85,17 @@ func (r *receiver) wait(n int) []webhook.Payload {
 	return slices.Clone(r.got)
 }
 
+// allowLoopback is the policy of deliverers whose receivers are httptest
+// servers.
+func allowLoopback(t *testing.T) *webhook.Policy {
+	t.Helper()
+	p, err := webhook.ParsePolicy("127.0.0.0/8,::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func describe(ps []webhook.Payload) []string {
 	var out []string
 	for _, p := range ps {
@@ -195,7 +206,7 @@ func TestDeliveriesPendingAtARestartAreSentAfterIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d := &webhook.Deliverer{Store: st, Sealer: sealer}
+	d := &webhook.Deliverer{Store: st, Sealer: sealer, Policy: allowLoopback(t)}
 	for {
 		n, err := d.Once(ctx)
 		if err != nil {
@@ -240,7 +251,7 @@ func TestBackoffAndGivingUp(t *testing.T) {
 		Sealed: sealer.Seal([]byte(secret), webhook.SecretContext)}}}})
 	e.Do(t.Context(), quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpCreateTenant, Tenant: "acme"}}})
 	now := time.Now()
-	d := &webhook.Deliverer{Store: st, Sealer: sealer, Now: func() time.Time { return now }, GiveUpAfter: 25 * time.Hour}
+	d := &webhook.Deliverer{Store: st, Sealer: sealer, Policy: allowLoopback(t), Now: func() time.Time { return now }, GiveUpAfter: 25 * time.Hour}
 	attempts := 0
 	for range 100 {
 		n, err := d.Once(t.Context())
