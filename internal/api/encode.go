@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/route"
@@ -32,6 +33,9 @@ func decode(r *http.Request, v any) error {
 			return quota.Errorf(quota.CodeTooLarge, "the body is larger than %d bytes", me.Limit)
 		}
 		return quota.Errorf(quota.CodeInvalid, "reading the body failed")
+	}
+	if !utf8.Valid(body) {
+		return quota.Errorf(quota.CodeInvalid, "the body is not valid UTF-8")
 	}
 	if err := checkJSON(body); err != nil {
 		return err
@@ -86,6 +90,9 @@ func checkJSON(body []byte) error {
 				stack = stack[:len(stack)-1]
 			}
 		case string:
+			if err := quota.CheckText("a string of the body", t, MaxBody); err != nil {
+				return err
+			}
 			if top != nil && top.object && top.expect {
 				if top.keys[t] {
 					return quota.Errorf(quota.CodeInvalid, "duplicate key %q", truncate(t, 64))

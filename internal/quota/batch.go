@@ -514,6 +514,7 @@ func (ws *workset) deleteTenant(ch Change, op Op) (OpResult, error) {
 	}
 	ws.setTenant(op.Tenant, nil)
 	ws.deletedTenants[op.Tenant] = true
+	ws.undo = append(ws.undo, func() { delete(ws.deletedTenants, op.Tenant) })
 	ws.event(ch, EventTenantDelete, op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, nil)
 	return OpResult{Tenant: t, Changed: true}, nil
 }
@@ -562,14 +563,20 @@ func (ws *workset) writes() *Writes {
 			w.CreateTenants = append(w.CreateTenants, t)
 		}
 	}
+	// A key marked dirty by a change that was then undone may have no
+	// override at all: nothing to write (no change removes an override).
 	for k := range ws.dirtyQuotas {
 		if t := ws.tenants[k[0]]; t != nil {
-			w.Quotas = append(w.Quotas, QuotaRow{k[0], k[1], t.Quotas[k[1]]})
+			if o, ok := t.Quotas[k[1]]; ok {
+				w.Quotas = append(w.Quotas, QuotaRow{k[0], k[1], o})
+			}
 		}
 	}
 	for k := range ws.dirtyLimits {
 		if t := ws.tenants[k[0]]; t != nil {
-			w.Limits = append(w.Limits, LimitRow{k[0], k[1], t.Limits[k[1]]})
+			if l, ok := t.Limits[k[1]]; ok {
+				w.Limits = append(w.Limits, LimitRow{k[0], k[1], l})
+			}
 		}
 	}
 	for k := range ws.dirtyConsumers {
