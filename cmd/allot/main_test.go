@@ -203,3 +203,58 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		t.Fatalf("output:\n%s", out)
 	}
 }
+
+// runFor runs cmd to its end, killing it after d, and returns its output.
+func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	return out.String(), err
+}
+
+// TestASecondServeOnOneDataDirectoryIsRefused: one process owns a SQLite
+// database; a second refuses at once, names the holder, and changes
+// nothing in the directory.
+func TestASecondServeOnOneDataDirectoryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := start(t, dir, "ALLOT_ADMIN_TOKEN="+adminToken)
+	before := snapshotDir(t, dir)
+	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", dir)
+	cmd.Env = append(os.Environ(), "ALLOT_ADMIN_TOKEN="+adminToken)
+	out, err := runFor(cmd, 20*time.Second)
+	if err == nil {
+		t.Fatalf("a second allot served the same data directory:\n%s", out)
+	}
+	if want := fmt.Sprintf("in use by another allot (pid %d)", first.cmd.Process.Pid); !strings.Contains(out, want) {
+		t.Fatalf("the refusal does not name the holder (%q):\n%s", want, out)
+	}
+	if after := snapshotDir(t, dir); !maps.Equal(before, after) {
+		t.Fatalf("the refused start changed the directory:\n before %v\n after  %v", before, after)
+	}
+	if code, _ := first.req(t, "GET", "/api/v1/tenants", adminToken, ""); code != 200 {
+		t.Fatalf("the first process stopped serving: %d", code)
+	}
+}
+
+// snapshotDir maps each file of dir to its size and modification time.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = fmt.Sprintf("%d %s", info.Size(), info.ModTime())
+	}
+	return out
+}

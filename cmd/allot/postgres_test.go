@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,11 +15,39 @@ import (
 	"github.com/allot-dev/allot/internal/pgtest"
 )
 
-// startPair runs two allot processes over one PostgreSQL schema.
+// startPair runs two allot processes over one PostgreSQL schema, sealing
+// secrets with one key as every process on a database must.
 func startPair(t *testing.T) [2]*proc {
 	dsn := pgtest.Schema(t)
-	env := []string{"ALLOT_DATABASE=" + dsn, "ALLOT_ADMIN_TOKEN=" + adminToken}
+	env := []string{"ALLOT_DATABASE=" + dsn, "ALLOT_ADMIN_TOKEN=" + adminToken, "ALLOT_SECRET_KEY_FILE=" + keyFile(t, "11")}
 	return [2]*proc{start(t, t.TempDir(), env...), start(t, t.TempDir(), env...)}
+}
+
+// keyFile writes a secret key file of 32 bytes of the hex byte b.
+func keyFile(t *testing.T, b string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(path, []byte(strings.Repeat(b, 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestAMismatchedSecretKeyIsRefused: a process that would seal and open
+// secrets with another key than the database's refuses to start, naming
+// both fingerprints, instead of failing every AK/SK request later.
+func TestAMismatchedSecretKeyIsRefused(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	start(t, t.TempDir(), "ALLOT_DATABASE="+dsn, "ALLOT_ADMIN_TOKEN="+adminToken, "ALLOT_SECRET_KEY_FILE="+keyFile(t, "11"))
+	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	cmd.Env = append(os.Environ(), "ALLOT_DATABASE="+dsn, "ALLOT_ADMIN_TOKEN="+adminToken, "ALLOT_SECRET_KEY_FILE="+keyFile(t, "22"))
+	out, err := runFor(cmd, 20*time.Second)
+	if err == nil {
+		t.Fatalf("a process with another secret key started:\n%s", out)
+	}
+	if !strings.Contains(out, "is not the key this database's secrets are sealed with") || !strings.Contains(out, "fingerprint") {
+		t.Fatalf("the refusal does not say why:\n%s", out)
+	}
 }
 
 // TestTwoProcessesNeverPassAHardQuota sends 400 racing instance creations

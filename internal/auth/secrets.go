@@ -3,7 +3,9 @@ package auth
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,7 +17,10 @@ import (
 
 // Sealer encrypts the secrets allot must be able to read back (the secret
 // keys of AK/SK pairs) with AES-256-GCM under the operator's key.
-type Sealer struct{ aead cipher.AEAD }
+type Sealer struct {
+	aead        cipher.AEAD
+	fingerprint string
+}
 
 // NewSealer returns a sealer for a 32-byte key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -30,8 +35,15 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead}, nil
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("allot secret key fingerprint"))
+	return &Sealer{aead: aead, fingerprint: hex.EncodeToString(m.Sum(nil))[:16]}, nil
 }
+
+// Fingerprint names the key without revealing it: every process that
+// shares a database must seal with the same key, and the store records
+// the fingerprint of the first.
+func (s *Sealer) Fingerprint() string { return s.fingerprint }
 
 // Seal encrypts plain, bound to context (the access key): a sealed secret
 // copied to another key's row does not open.

@@ -225,6 +225,9 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
+	if err := checkKey(ctx, store, sealer, cfg); err != nil {
+		return err
+	}
 	store = auth.CacheTokens(store, time.Second)
 
 	metrics := server.NewMetrics()
@@ -292,6 +295,24 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	}
 	if err := engine.Stop(shutdown); err != nil {
 		return fmt.Errorf("stopping the committer: %w", err)
+	}
+	return nil
+}
+
+// checkKey refuses to serve with a key other than the one the database's
+// sealed secrets were sealed with: AK/SK requests would fail with it.
+func checkKey(ctx context.Context, store quota.Store, sealer *auth.Sealer, cfg ServeConfig) error {
+	recorded, err := store.Pin(ctx, "secret_key_fingerprint", sealer.Fingerprint())
+	if err != nil {
+		return fmt.Errorf("reading the secret key's fingerprint from the store: %w", err)
+	}
+	if recorded != sealer.Fingerprint() {
+		file := cfg.SecretKeyFile
+		if file == "" {
+			file = filepath.Join(cfg.Data, "secret.key")
+		}
+		return fmt.Errorf("the secret key in %s (fingerprint %s) is not the key this database's secrets are sealed with (fingerprint %s): "+
+			"start with the --secret-key-file every other allot on this database uses", file, sealer.Fingerprint(), recorded)
 	}
 	return nil
 }

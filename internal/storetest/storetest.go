@@ -49,6 +49,7 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"IfMatch", testIfMatch},
 		{"BatchAllOrNothing", testBatch},
 		{"Reservations", testReservations},
+		{"ExpiryDecidedByTime", testExpiryByTime},
 		{"Tokens", testTokens},
 		{"EventsInTheSameTransaction", testEvents},
 		{"Overflow", testOverflow},
@@ -534,6 +535,40 @@ func testReservations(t *testing.T, h *harness) {
 	}
 	if expired != 1 {
 		t.Fatalf("%d consumer.expired events, want 1", expired)
+	}
+}
+
+// testExpiryByTime: a reservation whose time ran out is gone for every
+// change, whether or not the sweeper has run: it cannot be confirmed.
+func testExpiryByTime(t *testing.T, h *harness) {
+	h.must(createTenant("t", ""))
+	h.must(setHard("t", "compute.volumes", 60))
+	reserve := func(id string) quota.Op {
+		return quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: id,
+			Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}, TTL: time.Minute}}
+	}
+	for i := range 60 {
+		h.must(reserve(fmt.Sprint("r", i)))
+	}
+	h.clock.Advance(time.Minute) // every reservation ran out; nobody swept
+	for i := range 60 {
+		confirm := volume("t", fmt.Sprint("r", i), 10)
+		confirm.IfMatch = 1
+		if _, err := h.do(confirm); quota.ErrorCode(err) != quota.CodeGenerationMismatch {
+			t.Fatalf("confirming expired reservation r%d: %v, want generation_mismatch", i, err)
+		}
+	}
+	// Claimed afresh, each is a new consumer, and the old claim is
+	// recorded as expired first.
+	res := h.must(volume("t", "r0", 10))
+	if o := res.Ops[0]; !o.Created || o.Consumer.Generation != 1 {
+		t.Fatalf("a PUT of an expired reservation: created %v, generation %d", o.Created, o.Consumer.Generation)
+	}
+	if n, err := h.engine.Sweep(h.ctx); err != nil || n != 59 {
+		t.Fatalf("the sweep released %d (%v), want the other 59", n, err)
+	}
+	if u := h.usage("t"); u["compute.volumes"] != 1 {
+		t.Fatalf("usage %v, want the one new volume", u)
 	}
 }
 
