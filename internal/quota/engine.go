@@ -495,10 +495,23 @@ func (e *Engine) commit(batch []*request) {
 		e.commitMu.Unlock()
 	}
 	if err != nil {
-		e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
+		// A store reports an outcome it could not learn as such; saying
+		// "nothing was stored" then could be a lie.
+		unknown, _ := errors.AsType[*Error](err)
+		if unknown != nil && unknown.Code != CodeOutcomeUnknown {
+			unknown = nil
+		}
+		if unknown != nil {
+			e.log.Error("commit outcome unknown; the batch may have been applied", "requests", len(batch), "err", err)
+		} else {
+			e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
+		}
 		for _, r := range batch {
 			r.res = nil
 			r.err = &Error{Code: CodeUnavailable, Message: "the change could not be stored; retry shortly", Err: err}
+			if unknown != nil {
+				r.err = unknown
+			}
 		}
 	}
 	for _, r := range batch {
