@@ -168,9 +168,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockMigrate, key); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	// Closing the connection releases the lock too; unlocking first lets
-	// the next process in at once.
-	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, lockMigrate, key)
+	// Closing the connection (deferred above) releases the lock, even
+	// when the connection is broken and an unlock could not be sent.
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
