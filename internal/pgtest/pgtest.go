@@ -1,6 +1,7 @@
 // Package pgtest gives each test its own PostgreSQL schema in the database
 // named by ALLOT_TEST_POSTGRES, so tests run in parallel and leave nothing
-// behind.
+// behind. Its Proxy stands between a test's store and the database
+// and breaks connections on cue (a lost COMMIT reply, a silent network).
 package pgtest
 
 import (

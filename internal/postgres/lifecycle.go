@@ -180,7 +180,11 @@ func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, erro
 }
 
 // LeaseDeliveries implements quota.Store; an advisory lock makes choosing
-// and leasing one step across processes.
+// and leasing one step across processes. It is not retried here: when its
+// COMMIT reply is lost, the leases it took may stand, and those deliveries
+// are leased again once the lease runs out. Delivery is at least once
+// anyway (a receiver may answer after the lease ended), so a late or
+// repeated delivery is within the contract; a lost one is not possible.
 func (s *Store) LeaseDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*quota.Delivery, error) {
 	var out []*quota.Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(t pgx.Tx) error {
@@ -233,7 +237,11 @@ func (s *Store) LeaseDeliveries(ctx context.Context, now time.Time, lease time.D
 	return out, nil
 }
 
-// FinishDelivery implements quota.Store.
+// FinishDelivery implements quota.Store. One statement, not retried here:
+// when its reply is lost the error says "unavailable" although the record
+// may have been made. That is safe for deliveries, which are at least
+// once: at worst the delivery is sent again after its lease, or its
+// attempt is counted again.
 func (s *Store) FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error {
 	var err error
 	if delivered || next.IsZero() {

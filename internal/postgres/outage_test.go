@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,80 +16,12 @@ import (
 	"github.com/allot-dev/allot/internal/testserver"
 )
 
-// proxy forwards TCP connections to PostgreSQL until cut: then it drops
-// every open connection and closes new ones at once, as a network
-// partition or a database restart looks to allot.
-type proxy struct {
-	ln     net.Listener
-	target string
-	cut    atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.drop() })
-	go p.serve()
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.cut.Load() {
-			c.Close()
-			continue
-		}
-		go p.forward(c)
-	}
-}
-
-func (p *proxy) forward(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close() }()
-	io.Copy(c, up)
-	c.Close()
-}
-
-func (p *proxy) drop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) setCut(cut bool) {
-	p.cut.Store(cut)
-	if cut {
-		p.drop()
-	}
-}
-
 // TestDatabaseOutage cuts allot off from PostgreSQL under a light load and
 // restores it: meanwhile writes answer 503 with Retry-After and /readyz
 // fails; afterwards allot serves again without a restart.
 func TestDatabaseOutage(t *testing.T) {
-	dsn := pgtest.Schema(t)
+	px, dsn := pgtest.ProxyFor(t, pgtest.Schema(t))
 	u, _ := url.Parse(dsn)
-	px := startProxy(t, u.Host)
-	u.Host = px.ln.Addr().String()
 	q := u.Query()
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
@@ -134,7 +64,7 @@ func TestDatabaseOutage(t *testing.T) {
 	})
 	time.Sleep(300 * time.Millisecond)
 
-	px.setCut(true)
+	px.Cut()
 	code, header, body := do("PUT", "/api/v1/tenants/acme/consumers/during", `{"kind":"compute.instance","state":"stopped","attributes":{"memory_mb":16}}`)
 	if code != 503 || header.Get("Retry-After") == "" || !strings.Contains(body, `"code":"unavailable"`) {
 		t.Fatalf("write during the outage: %d Retry-After=%q %s", code, header.Get("Retry-After"), body)
@@ -147,7 +77,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 
-	px.setCut(false)
+	px.Refuse(false)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, _, body := do("PUT", "/api/v1/tenants/acme/consumers/after", `{"kind":"compute.instance","state":"stopped","attributes":{"memory_mb":16}}`)

@@ -3,6 +3,34 @@
 // READ COMMITTED transaction that first takes transaction-scoped advisory
 // locks on the tenants it touches, in a fixed order, so racing batches from
 // different processes serialize per tenant and cannot deadlock.
+//
+// Outcomes. Update reports an outcome only when it knows it:
+//
+//   - nil: the transaction committed (or it wrote nothing, so whether its
+//     COMMIT arrived does not matter).
+//   - an error: it certainly did not commit. A transaction that failed
+//     before its COMMIT was sent, that the server answered with an error,
+//     or whose lost commit was looked up and found aborted, is run again
+//     while attempts and the deadline allow; what is left is returned.
+//     Errors that blame a value (SQLSTATE classes 22, 23, 54) wrap
+//     quota.ErrRejected, so the engine can set the change that carried it
+//     apart from the others.
+//   - quota.OutcomeUnknown: the connection broke after COMMIT was sent and
+//     the lookup could not finish. It is never retried and never reported
+//     as a refusal or as "nothing was stored".
+//
+// The lookup: every transaction that writes records its transaction ID
+// (pg_current_xact_id) in the same round trip as its first writes. After a
+// lost COMMIT reply, a fresh connection asks pg_xact_status for that ID;
+// while the old backend still runs the transaction (the server has not
+// noticed the broken connection yet), the lookup terminates that backend,
+// which makes the outcome final, and asks again.
+//
+// Progress. No process can hold the others' progress hostage: every
+// connection carries lock, statement and idle-in-transaction timeouts and
+// TCP keepalives on both ends (see Options), so a paused or partitioned
+// process loses its session, and its locks, within seconds, and every wait
+// is bounded by the caller's deadline.
 package postgres
 
 import (
@@ -14,7 +42,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +68,10 @@ type Store struct {
 	region string
 	log    *slog.Logger
 	pool   *pgxpool.Pool
+	opts   Options
+	// connCfg opens connections outside the pool: for migrations, and to
+	// look up a lost commit when the pool's connections may all be dead.
+	connCfg *pgx.ConnConfig
 	// salt keeps the advisory locks of two schemas (two deployments, or
 	// two tests) in one database apart.
 	salt string
@@ -49,25 +80,38 @@ type Store struct {
 var _ quota.Store = (*Store)(nil)
 
 // Open connects to the database named by dsn (a postgres:// URL or a
-// key=value string) and migrates it.
+// key=value string) with DefaultOptions and migrates it.
 func Open(ctx context.Context, dsn, region string, log *slog.Logger) (*Store, error) {
+	return OpenWithOptions(ctx, dsn, region, log, Options{})
+}
+
+// OpenWithOptions is Open with the bounds of opts; its zero fields take
+// their defaults. The session settings it controls are set on every
+// connection and take precedence over the same settings in the DSN.
+func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	opts = opts.withDefaults(cfg.ConnConfig.ConnectTimeout)
 	// Durable before acknowledged, whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "allot"
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	for k, v := range opts.runtimeParams() {
+		cfg.ConnConfig.RuntimeParams[k] = v
 	}
+	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	cfg.ConnConfig.DialFunc = opts.dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{region: region, log: log, pool: pool}
+	s := &Store{region: region, log: log, pool: pool, opts: opts, connCfg: cfg.ConnConfig.Copy()}
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.salt); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connecting: %w", err)
@@ -94,17 +138,38 @@ func (s *Store) lockKey(name string) int32 {
 
 // migrate applies the embedded migrations not yet applied, holding a
 // session advisory lock so that processes starting together take turns.
+// It runs on a connection of its own: a migration may rightly take longer
+// than the pool's statement and lock timeouts, and waiting for another
+// process's migration is bounded by ctx instead. That process cannot hold
+// the lock forever either: idle_session_timeout ends its session if it
+// stops between two migrations, idle_in_transaction_session_timeout if it
+// stops inside one.
+//
+// A migration whose COMMIT reply is lost fails Open; it is not retried
+// here. The next start looks in schema_migrations, under the lock, and so
+// applies it again only if it did not commit.
 func (s *Store) migrate(ctx context.Context) error {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, s.connCfg)
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	defer conn.Release()
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SET lock_timeout = 0; SET statement_timeout = 0`); err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	// PostgreSQL 13 has no idle_session_timeout; there the keepalives
+	// remain the bound.
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET idle_session_timeout = %d`, s.opts.IdleInTransactionTimeout.Milliseconds())); err != nil {
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != "42704" {
+			return fmt.Errorf("postgres: migrations: %w", err)
+		}
+	}
 	key := s.lockKey("migrations")
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockMigrate, key); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, lockMigrate, key)
+	// Closing the connection (deferred above) releases the lock, even
+	// when the connection is broken and an unlock could not be sent.
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
@@ -134,50 +199,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// maxAttempts bounds how often Update runs a transaction that failed in a
-// way that is safe to retry.
-const maxAttempts = 5
-
-// Update implements quota.Store. A transaction that lost a serialization
-// or deadlock race, or that could not start because a connection broke
-// before anything was sent, is run again from the start (fn is built to be
-// re-run). A failure whose outcome is unknown, such as a connection lost
-// during COMMIT, is returned, and nobody is told the change was made.
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx quota.Tx) error) error {
-	backoff := 10 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(t pgx.Tx) error {
-			return fn(ctx, &tx{s: s, t: t})
-		})
-		if err == nil {
-			return nil
-		}
-		if _, ok := errors.AsType[*quota.Error](err); ok || attempt == maxAttempts || !retryable(err) {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		s.log.Debug("postgres: retrying a transaction", "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postgres: %w (then %w)", err, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff *= 4
-	}
-}
-
-// retryable reports whether a failed transaction certainly did not commit
-// and may be run again.
-func retryable(err error) bool {
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
-		switch pgErr.Code {
-		case "40001", "40P01": // serialization_failure, deadlock_detected
-			return true
-		}
-		return false
-	}
-	return pgconn.SafeToRetry(err)
 }
 
 // Ping implements quota.Store: the database answers and is migrated.

@@ -316,7 +316,10 @@ func notFound(what, id string) error {
 	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
 }
 
-// Pin implements quota.Store.
+// Pin implements quota.Store. It is one idempotent statement: when its
+// reply is lost, the caller's retry returns the value recorded, whether
+// the lost attempt recorded it or another process did, so no lookup is
+// needed.
 func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 	var recorded string
 	err := s.pool.QueryRow(ctx, `WITH ins AS (

@@ -15,6 +15,9 @@ import (
 type tx struct {
 	s *Store
 	t pgx.Tx
+	// xid is the transaction's ID once it writes: what Update looks up
+	// when the reply to its COMMIT is lost.
+	xid string
 }
 
 // lock takes the transaction-scoped advisory locks of names in one class,
@@ -89,6 +92,9 @@ func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Toke
 func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region
 	b := &pgx.Batch{}
+	// First, in the same round trip as the writes: the transaction's ID,
+	// which assigns it one now if no write has yet.
+	b.Queue(`SELECT pg_current_xact_id()::text`).QueryRow(func(row pgx.Row) error { return row.Scan(&t.xid) })
 	for _, id := range w.DeleteTenants {
 		b.Queue(`DELETE FROM outbox WHERE region = $1 AND webhook IN (SELECT id FROM webhooks WHERE region = $1 AND tenant = $2)`, r, id)
 		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks"} {
