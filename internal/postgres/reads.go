@@ -108,9 +108,14 @@ func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
 }
 
 func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, time, type, tenant, subject, actor, role, reason, before::text, after::text FROM events
-		WHERE region = $1 AND seq > $2 AND ($3 = '' OR tenant = $3) ORDER BY seq LIMIT $4`,
-		s.region, f.After, f.Tenant, f.Limit)
+	// Each form matches an index ((region, tenant, seq) or (region, seq)),
+	// so a page costs its own rows, never a scan of the ledger.
+	const cols = `SELECT seq, time, type, tenant, subject, actor, role, reason, before::text, after::text FROM events`
+	query, args := cols+` WHERE region = $1 AND seq > $2 ORDER BY seq LIMIT $3`, []any{s.region, f.After, f.Limit}
+	if f.Tenant != "" {
+		query, args = cols+` WHERE region = $1 AND tenant = $2 AND seq > $3 ORDER BY seq LIMIT $4`, []any{s.region, f.Tenant, f.After, f.Limit}
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
 	}
@@ -164,7 +169,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		idFilter, filter, args = ` AND id = ANY($2)`, ` AND tenant = ANY($2)`, append(args, ids)
 	}
 	out := map[string]*quota.Tenant{}
-	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at, thresholds::text FROM tenants WHERE region = $1`+idFilter, args...)
+	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at, created_seq, thresholds::text FROM tenants WHERE region = $1`+idFilter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}
@@ -172,7 +177,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
 		var created int64
 		var thresholds *string
-		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &thresholds); err != nil {
+		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &t.CreatedSeq, &thresholds); err != nil {
 			return struct{}{}, err
 		}
 		t.CreatedAt = fromNanos(created)

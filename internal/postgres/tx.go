@@ -166,6 +166,19 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 	if err := t.appendEvents(ctx, w.Events); err != nil {
 		return err
 	}
+	var created []string
+	var createdSeqs []int64
+	for _, e := range w.Events {
+		if e.Type == quota.EventTenantCreate {
+			created, createdSeqs = append(created, e.Tenant), append(createdSeqs, e.Seq)
+		}
+	}
+	if len(created) > 0 {
+		if _, err := t.t.Exec(ctx, `UPDATE tenants SET created_seq = u.seq FROM unnest($2::text[], $3::int8[]) AS u (id, seq)
+			WHERE tenants.region = $1 AND tenants.id = u.id`, r, created, createdSeqs); err != nil {
+			return fmt.Errorf("writing tenants' creation: %w", err)
+		}
+	}
 	return t.queueDeliveries(ctx, w)
 }
 

@@ -50,6 +50,7 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"BatchAllOrNothing", testBatch},
 		{"Reservations", testReservations},
 		{"ExpiryDecidedByTime", testExpiryByTime},
+		{"TenantIncarnations", testIncarnations},
 		{"Tokens", testTokens},
 		{"EventsInTheSameTransaction", testEvents},
 		{"Overflow", testOverflow},
@@ -569,6 +570,29 @@ func testExpiryByTime(t *testing.T, h *harness) {
 	}
 	if u := h.usage("t"); u["compute.volumes"] != 1 {
 		t.Fatalf("usage %v, want the one new volume", u)
+	}
+}
+
+// testIncarnations: a tenant records where its history starts, so one
+// created again under an old id reads nothing of the previous owner's.
+func testIncarnations(t *testing.T, h *harness) {
+	h.must(createTenant("t", ""))
+	h.must(volume("t", "old", 10))
+	h.must(del("t", "old"))
+	h.must(quota.Op{Type: quota.OpDeleteTenant, Tenant: "t"})
+	h.must(createTenant("t", ""))
+	tn, err := h.store.Tenant(h.ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creations []int64
+	for _, e := range h.events("t") {
+		if e.Type == quota.EventTenantCreate {
+			creations = append(creations, e.Seq)
+		}
+	}
+	if len(creations) != 2 || tn.CreatedSeq != creations[1] {
+		t.Fatalf("created_seq %d; tenant.create events at %v: want the second", tn.CreatedSeq, creations)
 	}
 }
 
