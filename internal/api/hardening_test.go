@@ -365,9 +365,11 @@ func (c *countingStore) Events(ctx context.Context, f quota.EventFilter) ([]*quo
 // TestStreamsAreBounded: streams are capped per token, idle streams do not
 // read the store, and one commit reaches every stream.
 func TestStreamsAreBounded(t *testing.T) {
-	base := testserver.Start(t)
-	counting := &countingStore{Store: base.Store}
-	srv := testserver.Start(t, testserver.Options{Store: counting})
+	var counting *countingStore
+	srv := testserver.Start(t, testserver.Options{Wrap: func(st quota.Store) quota.Store {
+		counting = &countingStore{Store: st}
+		return counting
+	}})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	open := func() (*http.Response, error) {

@@ -6,21 +6,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/allot-dev/allot/internal/auth"
-	"github.com/allot-dev/allot/internal/postgres"
-	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
-	"github.com/allot-dev/allot/internal/sqlite"
 )
 
 // embedded is an allot server the run started in-process, assembled the
@@ -50,15 +44,16 @@ func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *e
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
 
-	var st quota.Store
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.Data, cfg.Region, cfg.Logger, cfg.Dashboard = "127.0.0.1:0", dir, "bench", log, false
+	// The load generator fails many authentications from one address
+	// only if something is wrong; it must not be locked out meanwhile.
+	cfg.FailedAuthLimit = 0
 	kind := "sqlite"
-	if database == "" {
-		st, err = sqlite.Open(ctx, filepath.Join(dir, "allot.db"), "bench", log)
-	} else {
+	if database != "" {
 		kind = "postgres"
-		var dsn string
 		var drop func() error
-		if dsn, drop, err = tempSchema(ctx, database); err != nil {
+		if cfg.Database, drop, err = tempSchema(ctx, database); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() {
@@ -66,48 +61,22 @@ func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *e
 				log.Warn("dropping the temporary schema", "err", err)
 			}
 		})
-		st, err = postgres.Open(ctx, dsn, "bench", log)
 	}
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { st.Close() })
-	st = auth.CacheTokens(st, time.Second) // as allot serve does
-
-	metrics := server.NewMetrics()
-	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Logger: log, Observer: metrics})
-	engine.Start()
-	undo = append(undo, func() { engine.Stop(context.Background()) })
 	token, _, err := auth.New("bench-admin")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := auth.Bootstrap(ctx, engine, st, token); err != nil {
-		return nil, err
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := auth.NewSealer(key)
+	cfg.AdminToken = token
+	running, err := server.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	handler, endStreams, err := server.New(server.Deps{Engine: engine, Store: st, Region: "bench", Logger: log, Metrics: metrics, Sealer: sealer})
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(endStreams)
-	go srv.Serve(ln)
 	undo = append(undo, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		running.Close(ctx)
 	})
-	return &embedded{url: "http://" + ln.Addr().String(), token: token, store: kind, close: closeAll}, nil
+	return &embedded{url: running.URL, token: token, store: kind, close: closeAll}, nil
 }
 
 // tempSchema creates a schema of its own in the database named by dsn and

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,11 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/allot-dev/allot/internal/auth"
-	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
-	"github.com/allot-dev/allot/internal/sqlite"
-	"github.com/allot-dev/allot/internal/ui"
 	"github.com/allot-dev/allot/internal/webhook"
 )
 
@@ -216,113 +212,37 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	sealer, err := loadSealer(cfg)
+	running, err := server.Start(ctx, cfg.server(cat, log))
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
+	if running.AdminToken != "" {
+		fmt.Fprintf(stdout, "allot: created an admin token; it is shown only this once:\n\n    %s\n\n", running.AdminToken)
 	}
-	defer store.Close()
-	if err := checkKey(ctx, store, sealer, cfg); err != nil {
-		return err
-	}
-	store = auth.CacheTokens(store, time.Second)
-
-	metrics := server.NewMetrics()
-	if cfg.TenantMetrics {
-		metrics.WatchTenants(store, cat)
-	}
-	engine := quota.NewEngine(quota.EngineConfig{
-		Store: store, Catalog: cat, Logger: log, Observer: metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxBatchOps,
-	})
-	engine.Start()
-	defer engine.Stop(context.Background())
-	hooks, err := webhook.ParsePolicy(cfg.WebhookAllow)
-	if err != nil {
-		return usageError{fmt.Sprintf("webhook-allow: %v", err)}
-	}
-	deliverCtx, stopDelivering := context.WithCancel(context.Background())
-	defer stopDelivering()
-	go (&webhook.Deliverer{Store: store, Sealer: sealer, Log: log, Policy: hooks}).Run(deliverCtx)
-
-	token, err := auth.Bootstrap(ctx, engine, store, cfg.AdminToken)
-	if err != nil {
-		return fmt.Errorf("creating the admin token: %w", err)
-	}
-	if token != "" {
-		fmt.Fprintf(stdout, "allot: created an admin token; it is shown only this once:\n\n    %s\n\n", token)
-	}
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
-	handler, endStreams, err := server.New(server.Deps{Engine: engine, Store: store, Region: cfg.Region, Logger: log, Metrics: metrics, Sealer: sealer,
-		MaxBody: cfg.MaxBodyBytes, AuthFailures: authFailures(cfg.AuthFailureLimit), Webhooks: hooks,
-		Dashboard: func(api http.Handler) http.Handler {
-			return ui.New(ui.Config{API: api, Tokens: store, Catalog: cat, Logger: log})
-		}})
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(endStreams)
-	fmt.Fprintf(stdout, "allot: serving region %s on http://%s\n", cfg.Region, ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "region", cfg.Region)
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "allot: serving region %s on %s\n", cfg.Region, running.URL)
+	var served error
 	select {
-	case err := <-errc:
-		return err
+	case served = <-running.Served():
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		log.Warn("in-flight requests did not finish in time", "err", err)
+	if err := running.Close(shutdown); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
 	}
-	if err := engine.Stop(shutdown); err != nil {
-		return fmt.Errorf("stopping the committer: %w", err)
-	}
-	return nil
+	return served
 }
 
-// checkKey refuses to serve with a key other than the one the database's
-// sealed secrets were sealed with: AK/SK requests would fail with it.
-func checkKey(ctx context.Context, store quota.Store, sealer *auth.Sealer, cfg ServeConfig) error {
-	recorded, err := store.Pin(ctx, "secret_key_fingerprint", sealer.Fingerprint())
-	if err != nil {
-		return fmt.Errorf("reading the secret key's fingerprint from the store: %w", err)
-	}
-	if recorded != sealer.Fingerprint() {
-		file := cfg.SecretKeyFile
-		if file == "" {
-			file = filepath.Join(cfg.Data, "secret.key")
-		}
-		return fmt.Errorf("the secret key in %s (fingerprint %s) is not the key this database's secrets are sealed with (fingerprint %s): "+
-			"start with the --secret-key-file every other allot on this database uses", file, sealer.Fingerprint(), recorded)
-	}
-	return nil
-}
-
-// authFailures maps the flag (0 disables) to server.Deps (0 means default).
-func authFailures(limit int) int {
-	if limit == 0 {
-		return -1
-	}
-	return limit
+// server is the running allot's configuration from the command's.
+func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Config {
+	c := server.DefaultConfig()
+	c.Listen, c.Database, c.Data, c.Region, c.Catalog = cfg.Listen, cfg.Database, cfg.Data, cfg.Region, cat
+	c.SecretKeyFile, c.AdminToken, c.Logger = cfg.SecretKeyFile, cfg.AdminToken, log
+	c.QueueSize, c.MaxBatch, c.MaxOps, c.TenantMetrics = cfg.QueueSize, cfg.MaxBatch, cfg.MaxBatchOps, cfg.TenantMetrics
+	c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout = cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout
+	c.MaxHeaderBytes, c.MaxBodyBytes, c.FailedAuthLimit, c.WebhookAllow = cfg.MaxHeaderBytes, cfg.MaxBodyBytes, cfg.AuthFailureLimit, cfg.WebhookAllow
+	return c
 }
 
 // Check validates cfg and its catalog without opening the store or the
@@ -426,19 +346,6 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, usageError{fmt.Sprintf("log-format: must be text or json, not %q", format)}
 }
 
-// loadSealer reads the operator's key, or creates the default key file.
-func loadSealer(cfg ServeConfig) (*auth.Sealer, error) {
-	path, create := cfg.SecretKeyFile, false
-	if path == "" {
-		path, create = filepath.Join(cfg.Data, "secret.key"), true
-	}
-	key, err := auth.LoadKey(path, create)
-	if err != nil {
-		return nil, err
-	}
-	return auth.NewSealer(key)
-}
-
 func loadCatalog(path string) (*quota.Catalog, error) {
 	if path == "" {
 		return quota.DefaultCatalog(), nil
@@ -452,23 +359,4 @@ func loadCatalog(path string) (*quota.Catalog, error) {
 		return nil, fmt.Errorf("catalog: %s: %w", path, err)
 	}
 	return cat, nil
-}
-
-func openStore(ctx context.Context, cfg ServeConfig, log *slog.Logger) (quota.Store, error) {
-	kind, err := storeKind(cfg.Database)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case "sqlite":
-		path := strings.TrimPrefix(cfg.Database, "sqlite:")
-		if path == "" {
-			if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-				return nil, fmt.Errorf("creating the data directory: %w", err)
-			}
-			path = filepath.Join(cfg.Data, "allot.db")
-		}
-		return sqlite.Open(ctx, path, cfg.Region, log)
-	}
-	return postgres.Open(ctx, cfg.Database, cfg.Region, log)
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/allot-dev/allot/internal/webhook"
 )
 
-// Deps is what the server needs.
-type Deps struct {
+// deps is what the handler is made of; Start assembles it.
+type deps struct {
 	Engine *quota.Engine
 	Store  quota.Store
 	Region string
@@ -37,18 +37,18 @@ type Deps struct {
 	Dashboard func(api http.Handler) http.Handler
 	// MaxBody caps request bodies below api.MaxBody; 0 for api.MaxBody.
 	MaxBody int64
-	// AuthFailures is how many failed authentications a source address or a
-	// key may have per minute before it gets 429 until the minute is over;
-	// 0 for 20, negative to disable.
-	AuthFailures int
+	// FailedAuthLimit is how many failed authentications a source address
+	// may have per minute before it gets 429 until the minute is over; 0
+	// turns the limit off.
+	FailedAuthLimit int
 	// Webhooks says which webhook targets subscriptions may name; nil:
 	// public addresses only.
 	Webhooks *webhook.Policy
 }
 
-// New returns allot's whole HTTP handler, and a function that ends its
-// event streams for a graceful shutdown.
-func New(d Deps) (http.Handler, func(), error) {
+// newHandler returns allot's whole HTTP handler, and a function that ends
+// its event streams for a graceful shutdown.
+func newHandler(d deps) (http.Handler, func(), error) {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
 	}
@@ -87,10 +87,7 @@ func New(d Deps) (http.Handler, func(), error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	if d.AuthFailures == 0 {
-		d.AuthFailures = 20
-	}
-	limiter := auth.NewLimiter(d.AuthFailures, time.Minute, d.Now)
+	limiter := auth.NewLimiter(d.FailedAuthLimit, time.Minute, d.Now)
 	// A path that does not name exactly one resource is refused before
 	// any mux could clean or redirect it, in the shape of its dialect.
 	handler := route.Strict(route.Fallback(mux, native.Render),

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/quota"
-	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/testserver"
 )
 
@@ -173,14 +170,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
 
-	handler, _, err := server.New(server.Deps{
-		Engine: srv.Engine, Store: downStore{srv.Store}, Region: "local", Logger: slog.New(slog.DiscardHandler), Sealer: srv.Sealer,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := httptest.NewServer(handler)
-	defer down.Close()
+	down := testserver.Start(t, testserver.Options{Wrap: func(st quota.Store) quota.Store { return downStore{st} }})
 	if code, _ := get(down.URL + "/healthz"); code != 200 {
 		t.Errorf("/healthz with the store down: %d, want 200 (the process is up)", code)
 	}
@@ -193,7 +183,7 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	var now atomic.Pointer[time.Time] // read by the server's goroutines
 	start := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	now.Store(&start)
-	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return *now.Load() }, AuthFailures: 3})
+	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return *now.Load() }, FailedAuthLimit: 3})
 	get := func(token string) *http.Response {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/tenants", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -238,9 +228,11 @@ func (f *failingStore) Update(ctx context.Context, fn func(context.Context, quot
 }
 
 func TestAFailingStoreAcknowledgesNothing(t *testing.T) {
-	base := testserver.Start(t)
-	fs := &failingStore{Store: base.Store}
-	srv := testserver.Start(t, testserver.Options{Store: fs})
+	var fs *failingStore
+	srv := testserver.Start(t, testserver.Options{Wrap: func(st quota.Store) quota.Store {
+		fs = &failingStore{Store: st}
+		return fs
+	}})
 	c := client.New(srv.URL, client.WithToken(srv.AdminToken))
 	ctx := t.Context()
 	if _, err := c.CreateTenant(ctx, client.CreateTenantRequest{ID: "acme"}); err != nil {

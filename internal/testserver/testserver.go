@@ -1,13 +1,12 @@
-// Package testserver starts a real allot server in-process for tests: the
-// SQLite store in a temporary directory, the engine, and the whole HTTP
-// surface behind httptest.
+// Package testserver starts a real allot in-process for tests, through the
+// same composition root as `allot serve`: SQLite in a temporary directory,
+// the engine, webhook delivery, the dashboard and the whole HTTP surface,
+// on a free port of the loopback interface.
 package testserver
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/sqlite"
-	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // AdminToken is the admin token every test server accepts.
@@ -37,12 +35,15 @@ type Options struct {
 	Catalog *quota.Catalog   // default: the embedded catalog
 	Now     func() time.Time // default: time.Now
 	Logger  *slog.Logger     // default: discard
-	// AuthFailures is server.Deps.AuthFailures; 0 disables the limit, so
-	// tests may fail to authenticate as often as they like.
-	AuthFailures int
+	// FailedAuthLimit is server.Config's; 0 (the default here) turns the
+	// limit off, so tests may fail to authenticate as often as they like.
+	FailedAuthLimit int
 	// Store to serve from; default: SQLite in a temporary directory. The
 	// server closes it when the test ends.
 	Store quota.Store
+	// Wrap, if set, wraps the store before the server uses it (a store
+	// that fails or counts, for fault tests).
+	Wrap func(quota.Store) quota.Store
 }
 
 // Start starts a server that stops when the test ends.
@@ -51,9 +52,6 @@ func Start(t testing.TB, opts ...Options) *Server {
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
-	}
-	if o.Catalog == nil {
-		o.Catalog = quota.DefaultCatalog()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -66,44 +64,28 @@ func Start(t testing.TB, opts ...Options) *Server {
 			t.Fatal(err)
 		}
 	}
-	st = auth.CacheTokens(st, time.Second)
-	metrics := server.NewMetrics()
-	engine := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: o.Catalog, Logger: o.Logger, Now: o.Now, Observer: metrics})
-	engine.Start()
-	if _, err := auth.Bootstrap(ctx, engine, st, AdminToken); err != nil {
-		t.Fatal(err)
+	if o.Wrap != nil {
+		st = o.Wrap(st)
 	}
 	sealer, err := auth.NewSealer(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Receivers in tests listen on 127.0.0.1.
-	hooks, err := webhook.ParsePolicy("127.0.0.1")
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.Store, cfg.Region, cfg.Catalog, cfg.Sealer = "127.0.0.1:0", st, "local", o.Catalog, sealer
+	cfg.AdminToken, cfg.Logger, cfg.Now, cfg.FailedAuthLimit = AdminToken, o.Logger, o.Now, o.FailedAuthLimit
+	cfg.WebhookAllow = "127.0.0.1" // receivers in tests listen on the loopback interface
+	cfg.DeliveryPoll = 20 * time.Millisecond
+	cfg.DeliveryBackoff = func(n int) time.Duration { return min(10*time.Millisecond<<n, 200*time.Millisecond) }
+	running, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deliverCtx, stopDelivering := context.WithCancel(context.Background())
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		(&webhook.Deliverer{Store: st, Sealer: sealer, Log: o.Logger, Now: o.Now, Poll: 20 * time.Millisecond, Policy: hooks,
-			Backoff: func(n int) time.Duration { return min(10*time.Millisecond<<n, 200*time.Millisecond) }}).Run(deliverCtx)
-	}()
-	handler, endStreams, err := server.New(server.Deps{
-		Engine: engine, Store: st, Region: "local", Logger: o.Logger, Metrics: metrics, Sealer: sealer, Now: o.Now,
-		AuthFailures: cmp.Or(o.AuthFailures, -1), Webhooks: hooks,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(handler)
 	t.Cleanup(func() {
-		endStreams()
-		stopDelivering()
-		<-delivered
-		hs.Close()
-		engine.Stop(context.Background())
-		st.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		running.Close(ctx)
 	})
-	return &Server{URL: hs.URL, AdminToken: AdminToken, Engine: engine, Store: st, Metrics: metrics, Sealer: sealer}
+	return &Server{URL: running.URL, AdminToken: AdminToken, Engine: running.Engine, Store: running.Store,
+		Metrics: running.Metrics, Sealer: running.Sealer}
 }

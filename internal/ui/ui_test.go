@@ -1,4 +1,4 @@
-package ui
+package ui_test
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/api"
 	"github.com/allot-dev/allot/internal/testserver"
+	"github.com/allot-dev/allot/internal/ui"
 )
 
 // env is a real allot with the dashboard on top, and a few tenants:
@@ -93,7 +94,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := New(Config{API: native.Handler(), Tokens: ts.Store,
+	u := ui.New(ui.Config{API: native.Handler(), Tokens: ts.Store,
 		Catalog: ts.Engine.Catalog(), Logger: log, Now: e.clock.now})
 	e.ui = httptest.NewServer(u)
 	t.Cleanup(e.ui.Close)
@@ -220,7 +221,7 @@ func TestSignIn(t *testing.T) {
 			wantRedirect(t, "sign-in", res, "/ui/")
 			var c *http.Cookie
 			for _, k := range res.Cookies() {
-				if k.Name == sessionCookie {
+				if k.Name == ui.SessionCookie {
 					c = k
 				}
 			}
@@ -239,7 +240,7 @@ func TestSignIn(t *testing.T) {
 		wantStatus(t, "sign-in with a bad token", res, http.StatusUnauthorized)
 		wantContains(t, "sign-in with a bad token", body, "That token is not valid")
 		for _, k := range res.Cookies() {
-			if k.Name == sessionCookie && k.MaxAge >= 0 {
+			if k.Name == ui.SessionCookie && k.MaxAge >= 0 {
 				t.Fatal("a bad token got a session cookie")
 			}
 		}
@@ -589,7 +590,7 @@ func TestLatestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, 3, 10, 1000} {
-		got, last, err := latestEvents(ctx, e.admin, "", func(client.Event) bool { return true }, n)
+		got, last, err := ui.LatestEvents(ctx, e.admin, "", func(client.Event) bool { return true }, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,7 +603,7 @@ func TestLatestEvents(t *testing.T) {
 			}
 		}
 	}
-	got, _, _ := latestEvents(ctx, e.admin, "globex", func(e client.Event) bool { return true }, 100)
+	got, _, _ := ui.LatestEvents(ctx, e.admin, "globex", func(e client.Event) bool { return true }, 100)
 	for _, ev := range got {
 		if ev.Tenant != "globex" {
 			t.Errorf("tenant filter: event of %q", ev.Tenant)
@@ -668,9 +669,9 @@ func TestStaticAndHeaders(t *testing.T) {
 	// Nothing the dashboard serves may reach out to another host.
 	external := regexp.MustCompile(`(?i)(src|href|url)\s*[=(]\s*["']?(https?:)?//`)
 	for _, dir := range []string{"templates", "static"} {
-		files, _ := assets.ReadDir(dir)
+		files, _ := ui.Assets.ReadDir(dir)
 		for _, f := range files {
-			data, _ := assets.ReadFile(dir + "/" + f.Name())
+			data, _ := ui.Assets.ReadFile(dir + "/" + f.Name())
 			if m := external.Find(data); m != nil {
 				t.Errorf("%s/%s refers to another host: %s", dir, f.Name(), m)
 			}
@@ -678,11 +679,3 @@ func TestStaticAndHeaders(t *testing.T) {
 	}
 }
 
-func TestLocalPath(t *testing.T) {
-	for next, want := range map[string]string{"/ui/requests": "/ui/requests", "/ui/tenants/a?range=7d": "/ui/tenants/a?range=7d",
-		"//evil.example/ui/": "/x", "https://evil.example/ui/": "/x", "/api/v1/tokens": "/x", "/ui//evil": "/x", "": "/x", "/ui/\\evil": "/x"} {
-		if got := localPath(next, "/x"); got != want {
-			t.Errorf("localPath(%q) = %q, want %q", next, got, want)
-		}
-	}
-}
