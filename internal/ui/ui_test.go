@@ -678,4 +678,3 @@ func TestStaticAndHeaders(t *testing.T) {
 		}
 	}
 }
-
