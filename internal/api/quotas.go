@@ -20,7 +20,7 @@ func TenantQuotas(ctx context.Context, store quota.Store, cat *quota.Catalog, re
 	}
 	q := client.Quotas{Tenant: t.ID, Region: region, Resources: []client.ResourceQuota{}, Limits: []client.Limit{}}
 	for _, res := range cat.Resources {
-		q.Resources = append(q.Resources, resourceQuota(cat, t, res, used))
+		q.Resources = append(q.Resources, wireUse(cat.Use(t, res, used)))
 	}
 	for _, k := range cat.Kinds {
 		for _, l := range k.Limits {
@@ -29,12 +29,4 @@ func TenantQuotas(ctx context.Context, store quota.Store, cat *quota.Catalog, re
 		}
 	}
 	return q, nil
-}
-
-func resourceQuota(cat *quota.Catalog, t *quota.Tenant, res *quota.Resource, used map[string]int64) client.ResourceQuota {
-	hard, req := cat.Hard(t, res), cat.Requestable(t, res)
-	return client.ResourceQuota{
-		Resource: res.Name, Unit: res.Unit, Used: used[res.Name], Hard: hard,
-		Requestable: client.Range{Min: req.Min, Max: req.Max}, OverQuota: used[res.Name] > hard,
-	}
 }

@@ -14,13 +14,18 @@ import (
 // entries when they commit, so in this process a revocation takes effect
 // at once; another process sharing the database sees it within ttl.
 // Lookups that find nothing are not cached: a new token works at once.
-func CacheTokens(s quota.Store, ttl time.Duration) quota.Store {
-	return &tokenCache{Store: s, ttl: ttl, entries: map[string]cachedToken{}}
+// now is the clock entries expire by; nil: time.Now.
+func CacheTokens(s quota.Store, ttl time.Duration, now func() time.Time) quota.Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &tokenCache{Store: s, ttl: ttl, now: now, entries: map[string]cachedToken{}}
 }
 
 type tokenCache struct {
 	quota.Store
 	ttl time.Duration
+	now func() time.Time
 
 	mu      sync.Mutex
 	entries map[string]cachedToken
@@ -32,7 +37,7 @@ type cachedToken struct {
 }
 
 func (c *tokenCache) Token(ctx context.Context, name string) (*quota.Token, error) {
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[name]
 	c.mu.Unlock()

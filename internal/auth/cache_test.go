@@ -25,7 +25,7 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		return st
 	}
-	here := auth.CacheTokens(open(), 200*time.Millisecond)
+	here := auth.CacheTokens(open(), 200*time.Millisecond, nil)
 	e := quota.NewEngine(quota.EngineConfig{Store: here, Catalog: quota.DefaultCatalog()})
 	e.Start()
 	defer e.Stop(ctx)

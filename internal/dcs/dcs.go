@@ -36,9 +36,25 @@ type Dialect struct {
 	ram      *quota.Resource // what feeds the "ram" row
 }
 
-// New returns the dialect. now is the clock signatures are checked against.
-func New(store quota.Store, cat *quota.Catalog, sealer *auth.Sealer, now func() time.Time, log *slog.Logger) *Dialect {
-	d := &Dialect{store: store, cat: cat, log: log, sealer: sealer, lockout: newLockout(now)}
+// Config holds the dialect's dependencies.
+type Config struct {
+	Store   quota.Store
+	Catalog *quota.Catalog
+	Sealer  *auth.Sealer     // opens the secret keys of access keys
+	Now     func() time.Time // the clock signatures are checked against; nil: time.Now
+	Logger  *slog.Logger
+}
+
+// New returns the dialect.
+func New(cfg Config) (*Dialect, error) {
+	if cfg.Store == nil || cfg.Catalog == nil || cfg.Sealer == nil || cfg.Logger == nil {
+		return nil, errors.New("dcs: a store, a catalog, a sealer and a logger are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	store, cat, log, now := cfg.Store, cfg.Catalog, cfg.Logger, cfg.Now
+	d := &Dialect{store: store, cat: cat, log: log, sealer: cfg.Sealer, lockout: newLockout(now)}
 	d.verifier = &Verifier{Secret: d.secret, Now: now}
 	mapping := cat.Dialects["dcs"]
 	d.instance, d.ram = cat.Resource(mapping["instance"]), cat.Resource(mapping["ram"])
@@ -48,7 +64,7 @@ func New(store quota.Store, cat *quota.Catalog, sealer *auth.Sealer, now func() 
 	if d.ram == nil {
 		log.Warn("dcs: the catalog maps no resource to the ram row; it is reported as 0", "mapped_to", mapping["ram"])
 	}
-	return d
+	return d, nil
 }
 
 // Routes lists the dialect's routes.

@@ -62,7 +62,9 @@ func newLockoutRig(t *testing.T) *lockoutRig {
 		testAK: {Name: testAK, Role: quota.RoleTenant, Tenant: lockoutProject, Sealed: sealer.Seal([]byte(testSK), testAK)},
 	}}
 	rig := &lockoutRig{t: t, now: testDate}
-	rig.d = New(st, quota.DefaultCatalog(), sealer, rig.clock, slog.New(slog.DiscardHandler))
+	if rig.d, err = New(Config{Store: st, Catalog: quota.DefaultCatalog(), Sealer: sealer, Now: rig.clock, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
 	rig.handler = rig.d.Handler()
 	return rig
 }

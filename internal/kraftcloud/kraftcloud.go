@@ -6,6 +6,7 @@ package kraftcloud
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -43,10 +44,21 @@ type Dialect struct {
 	fields map[string]string
 }
 
+// Config holds the dialect's dependencies.
+type Config struct {
+	Store   quota.Store
+	Catalog *quota.Catalog
+	Logger  *slog.Logger
+}
+
 // New returns the dialect. Fields the catalog does not map to anything it
 // knows are reported as 0 and logged here, once.
-func New(store quota.Store, cat *quota.Catalog, log *slog.Logger) *Dialect {
-	d := &Dialect{store: store, cat: cat, log: log, fields: map[string]string{}}
+func New(cfg Config) (*Dialect, error) {
+	if cfg.Store == nil || cfg.Catalog == nil || cfg.Logger == nil {
+		return nil, errors.New("kraftcloud: a store, a catalog and a logger are required")
+	}
+	cat, log := cfg.Catalog, cfg.Logger
+	d := &Dialect{store: cfg.Store, cat: cat, log: log, fields: map[string]string{}}
 	mapping := cat.Dialects["kraftcloud"]
 	for _, f := range slices.Concat(countFields, limitFields) {
 		name := mapping[f]
@@ -63,7 +75,7 @@ func New(store quota.Store, cat *quota.Catalog, log *slog.Logger) *Dialect {
 			log.Warn("kraftcloud: the catalog maps a field KraftCloud does not have", "field", f)
 		}
 	}
-	return d
+	return d, nil
 }
 
 // Routes lists the dialect's routes.

@@ -2,6 +2,8 @@ package quota
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
@@ -124,6 +126,9 @@ type EngineConfig struct {
 	SweepInterval time.Duration // how often expired reservations are released; default 1s
 	CommitTimeout time.Duration // default 30s
 	MaxOps        int           // operations one change may carry; default (and at most) MaxOps
+	// NewID returns a fresh identifier with a prefix, for requests and
+	// webhooks; default random.
+	NewID func(prefix string) string
 }
 
 // Engine is the write path: a bounded queue in front of one committer that
@@ -179,6 +184,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = randomID
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -406,7 +414,7 @@ func (e *Engine) validateOp(op *Op) *Error {
 		if op.Value < 0 {
 			return Errorf(CodeInvalid, "value must be a non-negative integer")
 		}
-		op.ID = newID("req-")
+		op.ID = e.cfg.NewID("req-")
 	case OpDecide:
 		if err := CheckID("request", op.ID); err != nil {
 			return asError(err)
@@ -457,7 +465,7 @@ func (e *Engine) validateOp(op *Op) *Error {
 			}
 			h.Tenant = CanonicalTenant(h.Tenant)
 		}
-		h.ID = newID("wh-")
+		h.ID = e.cfg.NewID("wh-")
 		op.Tenant = h.Tenant
 	case OpDeleteWebhook:
 		if err := CheckID("webhook", op.ID); err != nil {
@@ -661,4 +669,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// randomID returns a random identifier for requests and webhooks.
+func randomID(prefix string) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
 }

@@ -146,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if err := checkKey(ctx, store, r.Sealer, cfg); err != nil {
 		return nil, err
 	}
-	store = auth.CacheTokens(store, time.Second)
+	store = auth.CacheTokens(store, time.Second, cfg.Now)
 	r.Store = store
 
 	r.Metrics = NewMetrics()

@@ -63,14 +63,17 @@ func newHandler(d deps) (http.Handler, func(), error) {
 	if d.Dashboard != nil {
 		mux.Handle("/ui/", d.Dashboard(native.Handler()))
 	}
-	mux.Handle("/v1/", kraftcloud.New(d.Store, d.Engine.Catalog(), d.Logger).Handler())
-	now := d.Now
-	if now == nil {
-		now = time.Now
+	kraft, err := kraftcloud.New(kraftcloud.Config{Store: d.Store, Catalog: d.Engine.Catalog(), Logger: d.Logger})
+	if err != nil {
+		return nil, nil, err
 	}
-	huawei := dcs.New(d.Store, d.Engine.Catalog(), d.Sealer, now, d.Logger).Handler()
-	mux.Handle("/v2/", huawei)
-	mux.Handle("/v1.0/", huawei)
+	mux.Handle("/v1/", kraft.Handler())
+	huawei, err := dcs.New(dcs.Config{Store: d.Store, Catalog: d.Engine.Catalog(), Sealer: d.Sealer, Now: d.Now, Logger: d.Logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	mux.Handle("/v2/", huawei.Handler())
+	mux.Handle("/v1.0/", huawei.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -1,0 +1,193 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// The operators' views: who is over quota, who is close, and usage as it
+// was. The read models are quota's; these handlers decode, read, call and
+// encode.
+
+// overQuota lists tenants whose usage exceeds a hard quota, most over first.
+func (a *API) overQuota(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	ts, usage, err := a.tenantsAndUsage(r)
+	if err != nil {
+		return err
+	}
+	out := client.OverQuotaList{Tenants: []client.OverQuotaTenant{}}
+	for _, o := range a.cat.OverQuota(ts, usage) {
+		t := client.OverQuotaTenant{Tenant: o.Tenant}
+		for _, u := range o.Resources {
+			t.Resources = append(t.Resources, client.OverQuotaResource{Resource: u.Resource.Name, Used: u.Used, Hard: u.Hard, Over: u.Used - u.Hard})
+		}
+		out.Tenants = append(out.Tenants, t)
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+// utilisation ranks tenants by their highest utilisation, over-quota ones
+// first, from two reads (tenants, and everyone's usage).
+func (a *API) utilisation(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	limit, err := queryInt(r, "limit", 100, 1, 10000)
+	if err != nil {
+		return err
+	}
+	search := strings.TrimSpace(r.URL.Query().Get("q"))
+	if len(search) > 256 {
+		return quota.Errorf(quota.CodeInvalid, "q is longer than 256 bytes")
+	}
+	ts, usage, err := a.tenantsAndUsage(r)
+	if err != nil {
+		return err
+	}
+	rows := a.cat.Utilisation(ts, usage, search)
+	out := client.Utilisation{Tenants: []client.TenantUtilisation{}, Total: len(rows)}
+	for _, row := range rows[:min(len(rows), int(limit))] {
+		out.Tenants = append(out.Tenants, client.TenantUtilisation{Tenant: wireTenant(row.Tenant),
+			Worst: wireUse(row.Worst), Over: row.Over, Thresholds: row.Thresholds})
+	}
+	respond(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) tenantsAndUsage(r *http.Request) ([]*quota.Tenant, map[string]map[string]int64, error) {
+	ts, err := a.store.Tenants(r.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	usage, err := a.store.AllUsage(r.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	return ts, usage, nil
+}
+
+func wireUse(u quota.ResourceUse) client.ResourceQuota {
+	return client.ResourceQuota{Resource: u.Resource.Name, Unit: u.Resource.Unit, Used: u.Used, Hard: u.Hard,
+		Requestable: client.Range{Min: u.Requestable.Min, Max: u.Requestable.Max}, OverQuota: u.Over()}
+}
+
+// Times a query may name: the ledger's times are unix nanoseconds.
+var (
+	earliestTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	latestTime   = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// maxHistorySpan bounds one usage history request.
+const maxHistorySpan = 400 * 24 * time.Hour
+
+// maxReplay bounds the ledger events one request may replay.
+const maxReplay = 200_000
+
+// usageAt rebuilds a tenant's usage and hard quotas at a past moment from
+// the ledger.
+func (a *API) usageAt(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	at := a.now().UTC()
+	if s := r.URL.Query().Get("at"); s != "" {
+		var err error
+		if at, err = parseTime("at", s); err != nil {
+			return err
+		}
+	}
+	points, err := a.history(r, r.PathValue("tenant"), []time.Time{at})
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, points[0])
+	return nil
+}
+
+// usageHistory answers usage at evenly spaced moments, replaying the
+// ledger once for all of them.
+func (a *API) usageHistory(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
+	q := r.URL.Query()
+	if q.Get("from") == "" || q.Get("to") == "" {
+		return quota.Errorf(quota.CodeInvalid, "from and to are required")
+	}
+	from, err := parseTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	if !to.After(from) {
+		return quota.Errorf(quota.CodeInvalid, "to must be after from")
+	}
+	if to.Sub(from) > maxHistorySpan {
+		return quota.Errorf(quota.CodeInvalid, "from and to may be at most %d days apart", int(maxHistorySpan/(24*time.Hour)))
+	}
+	n, err := queryInt(r, "points", 24, 2, 500)
+	if err != nil {
+		return err
+	}
+	moments := make([]time.Time, n)
+	span := to.Sub(from)
+	for i := range moments {
+		moments[i] = from.Add(span / time.Duration(n-1) * time.Duration(i))
+	}
+	moments[n-1] = to
+	points, err := a.history(r, r.PathValue("tenant"), moments)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, client.UsageHistory{Tenant: r.PathValue("tenant"), Points: points})
+	return nil
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, quota.Errorf(quota.CodeInvalid, "%s must be an RFC 3339 time, such as 2026-11-24T09:30:00Z", name)
+	}
+	if t.Before(earliestTime) || !t.Before(latestTime) {
+		return time.Time{}, quota.Errorf(quota.CodeInvalid, "%s must be from 1970-01-01T00:00:00Z to before 2262-01-01T00:00:00Z", name)
+	}
+	return t.UTC(), nil
+}
+
+// history replays the tenant's ledger once, from the tenant's creation
+// on, and samples its usage and hard quotas at each moment (ascending).
+func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]client.UsageAt, error) {
+	t, err := a.store.Tenant(r.Context(), tenant)
+	if err != nil {
+		return nil, err
+	}
+	h := a.cat.NewHistory(t, moments)
+	after, replayed := max(0, t.CreatedSeq-1), 0
+	for done := false; !done; {
+		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		if replayed += len(es); replayed > maxReplay {
+			return nil, quota.Errorf(quota.CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed; ask for a time closer to the tenant's creation", maxReplay)
+		}
+		for _, e := range es {
+			if done, err = h.Feed(e); err != nil || done {
+				break
+			}
+			after = e.Seq
+		}
+		if err != nil {
+			return nil, err
+		}
+		done = done || len(es) < 1000
+	}
+	out := make([]client.UsageAt, 0, len(moments))
+	for _, s := range h.Samples() {
+		u := client.UsageAt{Tenant: tenant, At: s.At, Resources: make([]client.UsageResource, 0, len(s.Resources))}
+		for _, res := range s.Resources {
+			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Hard: res.Hard})
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}

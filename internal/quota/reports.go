@@ -1,0 +1,163 @@
+package quota
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Read models: what the operator views compute from tenants, usage and
+// the ledger. They take plain data and know nothing of HTTP.
+
+// ResourceUse is one resource of a tenant: its use against its quota.
+type ResourceUse struct {
+	Resource    *Resource
+	Used, Hard  int64
+	Requestable Range
+}
+
+// Over reports whether the use is above the hard quota.
+func (u ResourceUse) Over() bool { return u.Used > u.Hard }
+
+// Use is a tenant's use of res.
+func (c *Catalog) Use(t *Tenant, res *Resource, used map[string]int64) ResourceUse {
+	return ResourceUse{Resource: res, Used: used[res.Name], Hard: c.Hard(t, res), Requestable: c.Requestable(t, res)}
+}
+
+// OverQuota is a tenant above some of its hard quotas.
+type OverQuota struct {
+	Tenant    string
+	Resources []ResourceUse // in catalog order
+}
+
+// OverQuota lists the tenants whose usage exceeds a hard quota, the one
+// most over first.
+func (c *Catalog) OverQuota(tenants []*Tenant, usage map[string]map[string]int64) []OverQuota {
+	var out []OverQuota
+	for _, t := range tenants {
+		var over []ResourceUse
+		for _, res := range c.Resources {
+			if u := c.Use(t, res, usage[t.ID]); u.Over() {
+				over = append(over, u)
+			}
+		}
+		if over != nil {
+			out = append(out, OverQuota{Tenant: t.ID, Resources: over})
+		}
+	}
+	worst := func(o OverQuota) int64 {
+		var w int64
+		for _, u := range o.Resources {
+			w = max(w, u.Used-u.Hard)
+		}
+		return w
+	}
+	slices.SortStableFunc(out, func(a, b OverQuota) int { return cmp.Compare(worst(b), worst(a)) })
+	return out
+}
+
+// Utilisation is a tenant's most used resource, relative to its quota.
+type Utilisation struct {
+	Tenant     *Tenant
+	Worst      ResourceUse
+	Ratio      float64  // Worst's used/hard; +Inf for use under a quota of 0
+	Over       []string // the resources above their hard quota
+	Thresholds []int64
+}
+
+// Utilisation ranks the tenants whose id or name contains search (case
+// folded; "" for all): those over a hard quota first, then by their
+// highest utilisation, then by id.
+func (c *Catalog) Utilisation(tenants []*Tenant, usage map[string]map[string]int64, search string) []Utilisation {
+	search = strings.ToLower(search)
+	var rows []Utilisation
+	for _, t := range tenants {
+		if search != "" && !strings.Contains(strings.ToLower(t.ID), search) && !strings.Contains(strings.ToLower(t.Name), search) {
+			continue
+		}
+		row := Utilisation{Tenant: t, Over: []string{}, Thresholds: c.TenantThresholds(t), Ratio: -1}
+		for _, res := range c.Resources {
+			u := c.Use(t, res, usage[t.ID])
+			ratio := 0.0
+			switch {
+			case u.Hard > 0:
+				ratio = float64(u.Used) / float64(u.Hard)
+			case u.Used > 0:
+				ratio = math.Inf(1)
+			}
+			if ratio > row.Ratio {
+				row.Worst, row.Ratio = u, ratio
+			}
+			if u.Over() {
+				row.Over = append(row.Over, res.Name)
+			}
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(x, y Utilisation) int {
+		return cmp.Or(cmp.Compare(min(len(y.Over), 1), min(len(x.Over), 1)), cmp.Compare(y.Ratio, x.Ratio), strings.Compare(x.Tenant.ID, y.Tenant.ID))
+	})
+	return rows
+}
+
+// Sample is a tenant's usage and hard quotas at a moment.
+type Sample struct {
+	At        time.Time
+	Resources []ResourceUse // in catalog order
+}
+
+// History rebuilds a tenant's usage at given moments from its ledger, in
+// one pass: feed it the tenant's events in sequence order, from its
+// creation on, until Feed says it has what it needs, then take Samples.
+type History struct {
+	cat     *Catalog
+	tenant  *Tenant
+	moments []time.Time // ascending
+	replay  *Replay
+	samples []Sample
+}
+
+// NewHistory samples t at moments (ascending).
+func (c *Catalog) NewHistory(t *Tenant, moments []time.Time) *History {
+	return &History{cat: c, tenant: t, moments: moments, replay: NewReplay()}
+}
+
+// Feed applies one event; it reports whether every moment is sampled, so
+// that later events are not needed.
+func (h *History) Feed(e *Event) (done bool, err error) {
+	for len(h.samples) < len(h.moments) && e.Time.After(h.moments[len(h.samples)]) {
+		h.sample()
+	}
+	if len(h.samples) == len(h.moments) {
+		return true, nil
+	}
+	return false, h.replay.Apply(e)
+}
+
+// Samples returns a sample for every moment: those after the last event
+// fed show the state it left.
+func (h *History) Samples() []Sample {
+	for len(h.samples) < len(h.moments) {
+		h.sample()
+	}
+	return h.samples
+}
+
+func (h *History) sample() {
+	id := h.tenant.ID
+	base := &Tenant{ID: id, Plan: h.tenant.Plan} // plan and catalog defaults
+	if plan, ok := h.replay.Plans[id]; ok {
+		base.Plan = plan // the plan it had then
+	}
+	s := Sample{At: h.moments[len(h.samples)], Resources: make([]ResourceUse, 0, len(h.cat.Resources))}
+	for _, res := range h.cat.Resources {
+		hard, ok := h.replay.Hard[id][res.Name]
+		if !ok {
+			hard = h.cat.Hard(base, res)
+		}
+		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard})
+	}
+	h.samples = append(h.samples, s)
+}
