@@ -217,7 +217,7 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request, s *session) erro
 		Events               []eventRow
 		Tenants              []client.Tenant
 		Types                []string
-	}{tenant, typ, stream, rows, tenants, eventTypes}})
+	}{tenant, typ, stream, rows, tenants, eventTypes()}})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/quota"
 )
 
 var funcs = template.FuncMap{
@@ -190,7 +191,16 @@ func typeMatches(filter, typ string) bool {
 	return filter == "" || typ == filter || strings.HasPrefix(typ, filter+".")
 }
 
-// eventTypes offers the filter's suggestions.
-var eventTypes = []string{"consumer", "consumer.put", "consumer.delete", "consumer.expired", "quota", "quota.set",
-	"quota.threshold", "limit.set", "thresholds.set", "tenant.create", "tenant.delete", "token.create", "token.revoke",
-	"request", "request.create", "request.supersede", "request.approve", "request.deny", "webhook.create", "webhook.delete"}
+// eventTypes offers the filter's suggestions: each family ("consumer"),
+// then its types, from quota's one list.
+func eventTypes() []string {
+	var out []string
+	for _, t := range quota.EventTypes {
+		family, _, _ := strings.Cut(string(t), ".")
+		if !slices.Contains(out, family) {
+			out = append(out, family)
+		}
+		out = append(out, string(t))
+	}
+	return out
+}
