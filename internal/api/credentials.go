@@ -22,7 +22,7 @@ func (a *API) createCredential(w http.ResponseWriter, r *http.Request, who quota
 	}
 	ak, sk := auth.NewAccessKey()
 	tok := &quota.Token{Name: ak, Role: quota.RoleTenant, Tenant: tenant, Sealed: a.sealer.Seal([]byte(sk), ak)}
-	_, dry, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutToken, Token: tok})
+	_, dry, err := a.do(w, r, who, "", &quota.PutToken{Token: tok})
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (a *API) createCredential(w http.ResponseWriter, r *http.Request, who quota
 
 func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
 	tenant := r.PathValue("tenant")
-	if _, err := a.store.Tenant(r.Context(), tenant); err != nil {
+	if _, err := a.engine.View(tenant); err != nil {
 		return err
 	}
 	ts, err := a.store.Tokens(r.Context())
@@ -63,7 +63,7 @@ func (a *API) revokeCredential(w http.ResponseWriter, r *http.Request, who quota
 	if err != nil {
 		return err
 	}
-	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpRevokeToken, Name: ak}); err != nil {
+	if _, _, err := a.do(w, r, who, "", &quota.RevokeToken{Name: ak}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -38,7 +38,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpCreateTenant, Tenant: req.ID, Name: req.Name, Plan: req.Plan})
+	res, _, err := a.do(w, r, who, "", &quota.CreateTenant{Tenant: req.ID, Name: req.Name, Plan: req.Plan})
 	if err != nil {
 		return err
 	}
@@ -48,24 +48,21 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	ts, err := a.store.Tenants(r.Context())
-	if err != nil {
-		return err
-	}
-	out := client.TenantList{Tenants: make([]client.Tenant, 0, len(ts))}
-	for _, t := range ts {
-		out.Tenants = append(out.Tenants, wireTenant(t))
+	vs := a.engine.Views()
+	out := client.TenantList{Tenants: make([]client.Tenant, 0, len(vs))}
+	for _, v := range vs {
+		out.Tenants = append(out.Tenants, wireTenant(v.Tenant))
 	}
 	respond(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	t, err := a.store.Tenant(r.Context(), r.PathValue("tenant"))
+	v, err := a.engine.View(r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, wireTenant(t))
+	respond(w, http.StatusOK, wireTenant(v.Tenant))
 	return nil
 }
 
@@ -75,7 +72,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	op := quota.Op{Type: quota.OpUpdateTenant, Tenant: r.PathValue("tenant")}
+	op := &quota.UpdateTenant{Tenant: r.PathValue("tenant")}
 	if req.Name != nil {
 		if *req.Name == "" {
 			return quota.Errorf(quota.CodeInvalid, "name must not be empty")
@@ -97,7 +94,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDeleteTenant, Tenant: r.PathValue("tenant")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", &quota.DeleteTenant{Tenant: r.PathValue("tenant")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -105,11 +102,11 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) getQuotas(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	q, err := TenantQuotas(r.Context(), a.store, a.cat, a.region, r.PathValue("tenant"))
+	v, err := a.engine.View(r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, q)
+	respond(w, http.StatusOK, tenantQuotas(a.cat, a.region, v))
 	return nil
 }
 
@@ -118,7 +115,7 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	op := quota.Op{Type: quota.OpSetQuota, Tenant: r.PathValue("tenant"), Resource: r.PathValue("resource")}
+	op := &quota.SetQuota{Tenant: r.PathValue("tenant"), Resource: r.PathValue("resource")}
 	op.Quota.Hard = req.Hard
 	if req.Requestable != nil {
 		op.Quota.Requestable = &quota.Range{Min: req.Requestable.Min, Max: req.Requestable.Max}
@@ -140,7 +137,7 @@ func (a *API) setLimit(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 	if req.Min == nil || req.Max == nil {
 		return quota.Errorf(quota.CodeInvalid, "min and max are required")
 	}
-	op := quota.Op{Type: quota.OpSetLimit, Tenant: r.PathValue("tenant"), Kind: r.PathValue("kind"), Limit: r.PathValue("limit"),
+	op := &quota.SetLimit{Tenant: r.PathValue("tenant"), Kind: r.PathValue("kind"), Limit: r.PathValue("limit"),
 		Range: quota.Range{Min: *req.Min, Max: *req.Max}}
 	if _, _, err := a.do(w, r, who, "", op); err != nil {
 		return err
@@ -177,11 +174,11 @@ func (a *API) putConsumer(w http.ResponseWriter, r *http.Request, who quota.Acto
 	return nil
 }
 
-func putOp(tenant, consumer, kind, state string, attrs map[string]int64, ttlSeconds int64) (quota.Op, error) {
+func putOp(tenant, consumer, kind, state string, attrs map[string]int64, ttlSeconds int64) (*quota.PutConsumer, error) {
 	if ttlSeconds < 0 || ttlSeconds > int64(maxTTL/time.Second) { // compared in seconds: no overflow
-		return quota.Op{}, quota.Errorf(quota.CodeInvalid, "ttl_seconds must be from 0 to %d", int64(maxTTL/time.Second))
+		return nil, quota.Errorf(quota.CodeInvalid, "ttl_seconds must be from 0 to %d", int64(maxTTL/time.Second))
 	}
-	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: consumer, Spec: quota.Spec{
+	return &quota.PutConsumer{Tenant: tenant, Consumer: consumer, Spec: quota.Spec{
 		Kind: kind, State: state, Attributes: attrs, TTL: time.Duration(ttlSeconds) * time.Second,
 	}}, nil
 }
@@ -217,7 +214,7 @@ func (a *API) listConsumers(w http.ResponseWriter, r *http.Request, _ quota.Acto
 		return quota.Errorf(quota.CodeInvalid, "unknown kind %q", truncate(f.Kind, 130))
 	}
 	// An unknown tenant is a 404, not an empty list.
-	if _, err := a.store.Tenant(r.Context(), tenant); err != nil {
+	if _, err := a.engine.View(tenant); err != nil {
 		return err
 	}
 	cs, err := a.store.Consumers(r.Context(), f)
@@ -243,7 +240,7 @@ func (a *API) deleteConsumer(w http.ResponseWriter, r *http.Request, who quota.A
 	if err != nil {
 		return err
 	}
-	op := quota.Op{Type: quota.OpDeleteConsumer, Tenant: r.PathValue("tenant"), Consumer: r.PathValue("consumer"), IfMatch: gen}
+	op := &quota.DeleteConsumer{Tenant: r.PathValue("tenant"), Consumer: r.PathValue("consumer"), IfMatch: gen}
 	if _, _, err := a.do(w, r, who, "", op); err != nil {
 		return err
 	}
@@ -264,12 +261,16 @@ func (a *API) claims(w http.ResponseWriter, r *http.Request, who quota.Actor) er
 		var err error
 		switch o.Op {
 		case "put":
-			ops[i], err = putOp(o.Tenant, o.Consumer, o.Kind, o.State, o.Attributes, o.TTLSeconds)
+			var put *quota.PutConsumer
+			if put, err = putOp(o.Tenant, o.Consumer, o.Kind, o.State, o.Attributes, o.TTLSeconds); err == nil {
+				put.IfMatch = o.IfMatch
+				ops[i] = put
+			}
 		case "delete":
 			if o.Kind != "" || o.State != "" || o.Attributes != nil || o.TTLSeconds != 0 {
 				err = quota.Errorf(quota.CodeInvalid, "a delete takes only tenant, consumer and if_match")
 			}
-			ops[i] = quota.Op{Type: quota.OpDeleteConsumer, Tenant: o.Tenant, Consumer: o.Consumer}
+			ops[i] = &quota.DeleteConsumer{Tenant: o.Tenant, Consumer: o.Consumer, IfMatch: o.IfMatch}
 		default:
 			err = quota.Errorf(quota.CodeInvalid, `op must be "put" or "delete", not %q`, truncate(o.Op, 20))
 		}
@@ -281,7 +282,6 @@ func (a *API) claims(w http.ResponseWriter, r *http.Request, who quota.Actor) er
 			qe.Operation = &i
 			return qe
 		}
-		ops[i].IfMatch = o.IfMatch
 	}
 	queryDry, err := queryBool(r, dryRun)
 	if err != nil {
@@ -322,7 +322,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who quota.Acto
 		return err
 	}
 	tok := &quota.Token{Name: req.Name, Role: quota.Role(req.Role), Tenant: req.Tenant, Hash: hash}
-	_, dry, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutToken, Token: tok})
+	_, dry, err := a.do(w, r, who, "", &quota.PutToken{Token: tok})
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ quota.Actor) 
 }
 
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpRevokeToken, Name: r.PathValue("name")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", &quota.RevokeToken{Name: r.PathValue("name")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -13,7 +13,7 @@ func (a *API) putInventory(w http.ResponseWriter, r *http.Request, who quota.Act
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	op := quota.Op{Type: quota.OpReconcile, Tenant: r.PathValue("tenant"), Kinds: req.Kinds,
+	op := &quota.Reconcile{Tenant: r.PathValue("tenant"), Kinds: req.Kinds,
 		Inventory: make([]quota.InventoryItem, len(req.Consumers))}
 	for i, c := range req.Consumers {
 		op.Inventory[i] = quota.InventoryItem{ID: c.Consumer, Spec: quota.Spec{Kind: c.Kind, State: c.State, Attributes: c.Attributes}}

@@ -1,26 +1,17 @@
 package api
 
 import (
-	"context"
-
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/quota"
 )
 
-// TenantQuotas reads a tenant's quotas, usage and limits as the native API
-// shows them.
-func TenantQuotas(ctx context.Context, store quota.Store, cat *quota.Catalog, region, tenant string) (client.Quotas, error) {
-	t, err := store.Tenant(ctx, tenant)
-	if err != nil {
-		return client.Quotas{}, err
-	}
-	used, err := store.Usage(ctx, tenant)
-	if err != nil {
-		return client.Quotas{}, err
-	}
-	q := client.Quotas{Tenant: t.ID, Region: region, Resources: []client.ResourceQuota{}, Limits: []client.Limit{}}
+// tenantQuotas is a tenant's quotas, usage and limits as the native API
+// shows them, from the tenant as of the last commit.
+func tenantQuotas(cat *quota.Catalog, region string, v *quota.TenantView) client.Quotas {
+	t := v.Tenant
+	q := client.Quotas{Tenant: t.ID, Region: region, Resources: make([]client.ResourceQuota, 0, len(cat.Resources)), Limits: []client.Limit{}}
 	for _, res := range cat.Resources {
-		q.Resources = append(q.Resources, wireUse(cat.Use(t, res, used)))
+		q.Resources = append(q.Resources, wireUse(cat.Use(t, res, v.Usage)))
 	}
 	for _, k := range cat.Kinds {
 		for _, l := range k.Limits {
@@ -28,5 +19,5 @@ func TenantQuotas(ctx context.Context, store quota.Store, cat *quota.Catalog, re
 			q.Limits = append(q.Limits, client.Limit{Kind: k.Name, Limit: l.Name, Min: r.Min, Max: r.Max})
 		}
 	}
-	return q, nil
+	return q
 }

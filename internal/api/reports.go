@@ -56,14 +56,12 @@ func (a *API) utilisation(w http.ResponseWriter, r *http.Request, _ quota.Actor)
 	return nil
 }
 
-func (a *API) tenantsAndUsage(r *http.Request) ([]*quota.Tenant, map[string]map[string]int64, error) {
-	ts, err := a.store.Tenants(r.Context())
-	if err != nil {
-		return nil, nil, err
-	}
-	usage, err := a.store.AllUsage(r.Context())
-	if err != nil {
-		return nil, nil, err
+// tenantsAndUsage is every tenant and its usage as of the last commits.
+func (a *API) tenantsAndUsage(*http.Request) ([]*quota.Tenant, map[string]map[string]int64, error) {
+	vs := a.engine.Views()
+	ts, usage := make([]*quota.Tenant, len(vs)), make(map[string]map[string]int64, len(vs))
+	for i, v := range vs {
+		ts[i], usage[v.Tenant.ID] = v.Tenant, v.Usage
 	}
 	return ts, usage, nil
 }

@@ -18,8 +18,8 @@ func (a *API) createRequest(w http.ResponseWriter, r *http.Request, who quota.Ac
 	if req.Value == nil {
 		return quota.Errorf(quota.CodeInvalid, "value is required")
 	}
-	res, _, err := a.do(w, r, who, req.Reason, quota.Op{
-		Type: quota.OpRequest, Tenant: r.PathValue("tenant"), Resource: req.Resource, Value: *req.Value,
+	res, _, err := a.do(w, r, who, req.Reason, &quota.RequestQuota{
+		Tenant: r.PathValue("tenant"), Resource: req.Resource, Value: *req.Value,
 	})
 	if err != nil {
 		return err
@@ -46,7 +46,7 @@ func (a *API) listRequests(w http.ResponseWriter, r *http.Request, who quota.Act
 	}
 	tenant := r.PathValue("tenant")
 	if tenant != "" {
-		if _, err := a.store.Tenant(r.Context(), tenant); err != nil {
+		if _, err := a.engine.View(tenant); err != nil {
 			return err
 		}
 	}
@@ -86,7 +86,7 @@ func (a *API) decide(w http.ResponseWriter, r *http.Request, who quota.Actor, ap
 			return err
 		}
 	}
-	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDecide, Tenant: r.PathValue("tenant"), ID: r.PathValue("id"),
+	res, _, err := a.do(w, r, who, "", &quota.Decide{Tenant: r.PathValue("tenant"), ID: r.PathValue("id"),
 		Approve: approve, Comment: req.Comment})
 	if err != nil {
 		return err

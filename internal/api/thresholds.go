@@ -12,7 +12,7 @@ func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Ac
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpSetThresholds, Tenant: r.PathValue("tenant"), Thresholds: req.Thresholds})
+	res, _, err := a.do(w, r, who, "", &quota.SetThresholds{Tenant: r.PathValue("tenant"), Thresholds: req.Thresholds})
 	if err != nil {
 		return err
 	}
@@ -21,10 +21,10 @@ func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Ac
 }
 
 func (a *API) getThresholds(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	t, err := a.store.Tenant(r.Context(), r.PathValue("tenant"))
+	v, err := a.engine.View(r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, client.Thresholds{Thresholds: a.cat.TenantThresholds(t)})
+	respond(w, http.StatusOK, client.Thresholds{Thresholds: a.cat.TenantThresholds(v.Tenant)})
 	return nil
 }

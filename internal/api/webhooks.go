@@ -37,7 +37,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, who quota.Ac
 	}
 	h := &quota.Webhook{URL: req.URL, Events: req.Events, Tenant: req.Tenant,
 		Sealed: a.sealer.Seal([]byte(req.Secret), webhook.SecretContext)}
-	res, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpPutWebhook, Webhook: h})
+	res, _, err := a.do(w, r, who, "", &quota.PutWebhook{Webhook: h})
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request, _ quota.Actor
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
-	if _, _, err := a.do(w, r, who, "", quota.Op{Type: quota.OpDeleteWebhook, ID: r.PathValue("id")}); err != nil {
+	if _, _, err := a.do(w, r, who, "", &quota.DeleteWebhook{ID: r.PathValue("id")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -98,9 +98,8 @@ func Bootstrap(ctx context.Context, engine *quota.Engine, store quota.Store, env
 			subtle.ConstantTimeCompare(t.Hash, Hash(envToken)) == 1 {
 			return "", nil // already in place; no event on every start
 		}
-		_, err := engine.Do(ctx, quota.Change{Actor: actor, Reason: "ALLOT_ADMIN_TOKEN", Ops: []quota.Op{{
-			Type: quota.OpPutToken, Replace: true,
-			Token: &quota.Token{Name: name, Role: quota.RoleAdmin, Hash: Hash(envToken)},
+		_, err := engine.Do(ctx, quota.Change{Actor: actor, Reason: "ALLOT_ADMIN_TOKEN", Ops: []quota.Op{&quota.PutToken{
+			Replace: true, Token: &quota.Token{Name: name, Role: quota.RoleAdmin, Hash: Hash(envToken)},
 		}}})
 		return "", err
 	}
@@ -123,8 +122,8 @@ func Bootstrap(ctx context.Context, engine *quota.Engine, store quota.Store, env
 	if err != nil {
 		return "", err
 	}
-	_, err = engine.Do(ctx, quota.Change{Actor: actor, Reason: "first start", Ops: []quota.Op{{
-		Type: quota.OpPutToken, Token: &quota.Token{Name: name, Role: quota.RoleAdmin, Hash: hash},
+	_, err = engine.Do(ctx, quota.Change{Actor: actor, Reason: "first start", Ops: []quota.Op{&quota.PutToken{
+		Token: &quota.Token{Name: name, Role: quota.RoleAdmin, Hash: hash},
 	}}})
 	if err != nil {
 		return "", err

@@ -57,39 +57,51 @@ func (c *tokenCache) Token(ctx context.Context, name string) (*quota.Token, erro
 	return t, nil
 }
 
-// Update forgets the tokens a committed write changed.
-func (c *tokenCache) Update(ctx context.Context, fn func(context.Context, quota.Tx) error) error {
-	var changed []string
-	all := false
-	err := c.Store.Update(ctx, func(ctx context.Context, tx quota.Tx) error {
-		changed, all = changed[:0], false // fn may run again
-		return fn(ctx, &watchTx{Tx: tx, changed: &changed, all: &all})
-	})
+// Begin notes which tokens the batch's writes change.
+func (c *tokenCache) Begin(ctx context.Context, tenants []string) (quota.Tx, error) {
+	tx, err := c.Store.Begin(ctx, tenants)
+	if err != nil {
+		return nil, err
+	}
+	return &watchTx{Tx: tx}, nil
+}
+
+// Commit forgets the tokens committed writes changed (all of them after
+// a failure: a failed commit may have applied).
+func (c *tokenCache) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
+	inner := make([]quota.Tx, len(txs))
+	for i, t := range txs {
+		inner[i] = t.(*watchTx).Tx
+	}
+	n, err := c.Store.Commit(ctx, inner)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if all || err != nil && len(changed) > 0 { // a failed commit may have applied: forget anyway
-		clear(c.entries)
-		return err
+	for _, t := range txs {
+		w := t.(*watchTx)
+		if w.all || err != nil && len(w.changed) > 0 {
+			clear(c.entries)
+			break
+		}
+		for _, name := range w.changed {
+			delete(c.entries, name)
+		}
 	}
-	for _, name := range changed {
-		delete(c.entries, name)
-	}
-	return err
+	return n, err
 }
 
 // watchTx notes which tokens a transaction writes.
 type watchTx struct {
 	quota.Tx
-	changed *[]string
-	all     *bool
+	changed []string
+	all     bool
 }
 
-func (t *watchTx) Apply(ctx context.Context, w *quota.Writes) error {
+func (t *watchTx) Apply(w *quota.Writes) {
 	for _, tok := range w.PutTokens {
-		*t.changed = append(*t.changed, tok.Name)
+		t.changed = append(t.changed, tok.Name)
 	}
 	if len(w.DeleteTenants) > 0 { // their tokens go with them
-		*t.all = true
+		t.all = true
 	}
-	return t.Tx.Apply(ctx, w)
+	t.Tx.Apply(w)
 }

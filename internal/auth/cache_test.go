@@ -27,10 +27,14 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 	}
 	here := auth.CacheTokens(open(), 200*time.Millisecond, nil)
 	e := quota.NewEngine(quota.EngineConfig{Store: here, Catalog: quota.DefaultCatalog()})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(ctx)
 	other := quota.NewEngine(quota.EngineConfig{Store: open(), Catalog: quota.DefaultCatalog()}) // another process
-	other.Start()
+	if err := other.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer other.Stop(ctx)
 	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
 	mint := func(name string) string {
@@ -39,13 +43,13 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 			t.Fatal(err)
 		}
 		tok := &quota.Token{Name: name, Role: quota.RoleService, Hash: hash}
-		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpPutToken, Token: tok}}}); err != nil {
+		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{&quota.PutToken{Token: tok}}}); err != nil {
 			t.Fatal(err)
 		}
 		return token
 	}
 	revoke := func(on *quota.Engine, name string) {
-		if _, err := on.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpRevokeToken, Name: name}}}); err != nil {
+		if _, err := on.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{&quota.RevokeToken{Name: name}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

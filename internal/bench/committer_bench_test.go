@@ -27,13 +27,15 @@ func BenchmarkCommitterBatch(b *testing.B) {
 			}
 			defer st.Close()
 			e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog()})
-			e.Start()
+			if err := e.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
 			defer e.Stop(ctx)
 			admin := quota.Actor{Name: "bench", Role: quota.RoleAdmin}
 			hard := int64(1 << 40)
 			for _, op := range []quota.Op{
-				{Type: quota.OpCreateTenant, Tenant: "acme"},
-				{Type: quota.OpSetQuota, Tenant: "acme", Resource: "compute.instances", Quota: quota.QuotaOverride{Hard: &hard}},
+				&quota.CreateTenant{Tenant: "acme"},
+				&quota.SetQuota{Tenant: "acme", Resource: "compute.instances", Quota: quota.QuotaOverride{Hard: &hard}},
 			} {
 				if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{op}}); err != nil {
 					b.Fatal(err)
@@ -47,8 +49,8 @@ func BenchmarkCommitterBatch(b *testing.B) {
 					seq++
 					id := fmt.Sprintf("c%d", seq)
 					wg.Go(func() {
-						_, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{{
-							Type: quota.OpPutConsumer, Tenant: "acme", Consumer: id,
+						_, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{&quota.PutConsumer{
+							Tenant: "acme", Consumer: id,
 							Spec: quota.Spec{Kind: "compute.instance", State: "stopped", Attributes: map[string]int64{"memory_mb": 16}},
 						}}})
 						if err != nil {

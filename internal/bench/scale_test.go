@@ -60,7 +60,12 @@ func TestStartAtScale(t *testing.T) {
 				w.Usage = append(w.Usage, quota.UsageRow{Tenant: id, Resource: r, Used: v})
 			}
 		}
-		if err := st.Update(ctx, func(ctx context.Context, tx quota.Tx) error { return tx.Apply(ctx, w) }); err != nil {
+		tx, err := st.Begin(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Apply(w)
+		if _, err := st.Commit(ctx, []quota.Tx{tx}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,12 +54,15 @@ func TestRequestsListEscapesTerminalControls(t *testing.T) {
 		t.Fatal("the server accepted a reason with control characters")
 	}
 	at := time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
-	err := srv.Store.Update(context.Background(), func(ctx context.Context, tx quota.Tx) error {
-		return tx.Apply(ctx, &quota.Writes{PutRequests: []*quota.Request{{ID: "req-old", Tenant: "acme", Resource: "dcs.instances",
-			Value: 3, Reason: evil, Status: quota.RequestPending, RequestedBy: "admin", CreatedAt: at, UpdatedAt: at,
-			History: []quota.RequestStep{{Time: at, Actor: "admin", Status: quota.RequestPending, Comment: evil}}}}})
-	})
+	ctx := context.Background()
+	tx, err := srv.Store.Begin(ctx, []string{"acme"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Apply(&quota.Writes{PutRequests: []*quota.Request{{ID: "req-old", Tenant: "acme", Resource: "dcs.instances",
+		Value: 3, Reason: evil, Status: quota.RequestPending, RequestedBy: "admin", CreatedAt: at, UpdatedAt: at,
+		History: []quota.RequestStep{{Time: at, Actor: "admin", Status: quota.RequestPending, Comment: evil}}}}})
+	if _, err := srv.Store.Commit(ctx, []quota.Tx{tx}); err != nil {
 		t.Fatal(err)
 	}
 

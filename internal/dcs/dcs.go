@@ -27,6 +27,7 @@ import (
 // Dialect serves the DCS endpoints.
 type Dialect struct {
 	store    quota.Store
+	tenants  TenantReader
 	cat      *quota.Catalog
 	log      *slog.Logger
 	sealer   *auth.Sealer
@@ -38,23 +39,29 @@ type Dialect struct {
 
 // Config holds the dialect's dependencies.
 type Config struct {
-	Store   quota.Store
+	Store   quota.Store  // tokens and access keys
+	Tenants TenantReader // quotas and usage
 	Catalog *quota.Catalog
 	Sealer  *auth.Sealer     // opens the secret keys of access keys
 	Now     func() time.Time // the clock signatures are checked against; nil: time.Now
 	Logger  *slog.Logger
 }
 
+// TenantReader answers a tenant as of the last commit: the engine.
+type TenantReader interface {
+	View(tenant string) (*quota.TenantView, error)
+}
+
 // New returns the dialect.
 func New(cfg Config) (*Dialect, error) {
-	if cfg.Store == nil || cfg.Catalog == nil || cfg.Sealer == nil || cfg.Logger == nil {
-		return nil, errors.New("dcs: a store, a catalog, a sealer and a logger are required")
+	if cfg.Store == nil || cfg.Tenants == nil || cfg.Catalog == nil || cfg.Sealer == nil || cfg.Logger == nil {
+		return nil, errors.New("dcs: a store, tenants, a catalog, a sealer and a logger are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	store, cat, log, now := cfg.Store, cfg.Catalog, cfg.Logger, cfg.Now
-	d := &Dialect{store: store, cat: cat, log: log, sealer: cfg.Sealer, lockout: newLockout(now)}
+	d := &Dialect{store: store, tenants: cfg.Tenants, cat: cat, log: log, sealer: cfg.Sealer, lockout: newLockout(now)}
 	d.verifier = &Verifier{Secret: d.secret, Now: now}
 	mapping := cat.Dialects["dcs"]
 	d.instance, d.ram = cat.Resource(mapping["instance"]), cat.Resource(mapping["ram"])
@@ -129,7 +136,7 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "DCS.1004", "The project ID does not match the token.")
 			return
 		}
-		t, err := d.store.Tenant(r.Context(), project)
+		v, err := d.tenants.View(project)
 		if quota.ErrorCode(err) == quota.CodeNotFound {
 			fail(w, http.StatusNotFound, "DCS.4001", "The project does not exist.")
 			return
@@ -138,11 +145,7 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			d.internal(w, r, err)
 			return
 		}
-		used, err := d.store.Usage(r.Context(), project)
-		if err != nil {
-			d.internal(w, r, err)
-			return
-		}
+		t, used := v.Tenant, v.Usage
 		q := quotas{Resources: []row{d.row("instance", t, used, d.instance), d.row("ram", t, used, d.ram)}}
 		if withUser {
 			q.ResourceUser = &resourceUser{TenantID: t.ID, TenantName: t.Name}

@@ -31,15 +31,12 @@ func (s *keyStore) Token(_ context.Context, name string) (*quota.Token, error) {
 	return nil, quota.Errorf(quota.CodeNotFound, "no token %s", name)
 }
 
-func (s *keyStore) Tenant(_ context.Context, id string) (*quota.Tenant, error) {
+// View answers the one project, as the engine would.
+func (s *keyStore) View(id string) (*quota.TenantView, error) {
 	if id != lockoutProject {
 		return nil, quota.Errorf(quota.CodeNotFound, "no tenant %s", id)
 	}
-	return &quota.Tenant{ID: id, Name: "p", Plan: "free"}, nil
-}
-
-func (s *keyStore) Usage(context.Context, string) (map[string]int64, error) {
-	return map[string]int64{}, nil
+	return &quota.TenantView{Tenant: &quota.Tenant{ID: id, Name: "p", Plan: "free"}, Usage: map[string]int64{}}, nil
 }
 
 // lockoutRig is the dialect over one real access key, with a clock the
@@ -62,7 +59,7 @@ func newLockoutRig(t *testing.T) *lockoutRig {
 		testAK: {Name: testAK, Role: quota.RoleTenant, Tenant: lockoutProject, Sealed: sealer.Seal([]byte(testSK), testAK)},
 	}}
 	rig := &lockoutRig{t: t, now: testDate}
-	if rig.d, err = New(Config{Store: st, Catalog: quota.DefaultCatalog(), Sealer: sealer, Now: rig.clock, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	if rig.d, err = New(Config{Store: st, Tenants: st, Catalog: quota.DefaultCatalog(), Sealer: sealer, Now: rig.clock, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	rig.handler = rig.d.Handler()

@@ -36,9 +36,10 @@ const (
 
 // Dialect serves the KraftCloud endpoints.
 type Dialect struct {
-	store quota.Store
-	cat   *quota.Catalog
-	log   *slog.Logger
+	store   quota.Store
+	tenants TenantReader
+	cat     *quota.Catalog
+	log     *slog.Logger
 	// fields maps each KraftCloud field to the catalog name that feeds it,
 	// from the catalog's dialects.kraftcloud section; "" for none.
 	fields map[string]string
@@ -46,19 +47,25 @@ type Dialect struct {
 
 // Config holds the dialect's dependencies.
 type Config struct {
-	Store   quota.Store
+	Store   quota.Store  // tokens
+	Tenants TenantReader // quotas and usage
 	Catalog *quota.Catalog
 	Logger  *slog.Logger
+}
+
+// TenantReader answers a tenant as of the last commit: the engine.
+type TenantReader interface {
+	View(tenant string) (*quota.TenantView, error)
 }
 
 // New returns the dialect. Fields the catalog does not map to anything it
 // knows are reported as 0 and logged here, once.
 func New(cfg Config) (*Dialect, error) {
-	if cfg.Store == nil || cfg.Catalog == nil || cfg.Logger == nil {
-		return nil, errors.New("kraftcloud: a store, a catalog and a logger are required")
+	if cfg.Store == nil || cfg.Tenants == nil || cfg.Catalog == nil || cfg.Logger == nil {
+		return nil, errors.New("kraftcloud: a store, tenants, a catalog and a logger are required")
 	}
 	cat, log := cfg.Catalog, cfg.Logger
-	d := &Dialect{store: cfg.Store, cat: cat, log: log, fields: map[string]string{}}
+	d := &Dialect{store: cfg.Store, tenants: cfg.Tenants, cat: cat, log: log, fields: map[string]string{}}
 	mapping := cat.Dialects["kraftcloud"]
 	for _, f := range slices.Concat(countFields, limitFields) {
 		name := mapping[f]
@@ -163,14 +170,11 @@ type item struct {
 }
 
 func (d *Dialect) item(r *http.Request, tenant string) (*item, error) {
-	t, err := d.store.Tenant(r.Context(), tenant)
+	v, err := d.tenants.View(tenant)
 	if err != nil {
 		return nil, err
 	}
-	used, err := d.store.Usage(r.Context(), tenant)
-	if err != nil {
-		return nil, err
-	}
+	t, used := v.Tenant, v.Usage
 	it := &item{Status: "success", UUID: t.ID,
 		Used: ordered{keys: countFields}, Hard: ordered{keys: countFields}, Limits: ordered{keys: limitFields}}
 	for _, f := range countFields {

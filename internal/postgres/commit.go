@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,47 +14,130 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 )
 
-// maxAttempts bounds how often Update runs a transaction that certainly
-// did not commit; the caller's deadline bounds it too.
+// maxAttempts bounds how often Begin tries to start a batch's
+// transaction; the caller's deadline bounds it too.
 const maxAttempts = 8
 
-// Update implements quota.Store; the package comment has the rules of what
-// it reports. fn may run more than once, but only after the previous run's
-// transaction is known not to have committed.
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx quota.Tx) error) error {
+// Shared implements quota.Store: any number of processes share the
+// database.
+func (s *Store) Shared() bool { return true }
+
+// Begin implements quota.Store: it starts a transaction, takes the
+// tenants' locks and reads their versions, in one round trip. A lock wait
+// that times out (a stalled holder, whose session the server ends after
+// idle_in_transaction_session_timeout) or a broken connection is tried
+// again within the deadline.
+func (s *Store) Begin(ctx context.Context, tenants []string) (quota.Tx, error) {
 	backoff := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		retry, err := s.attempt(ctx, fn)
-		if lost, ok := errors.AsType[*lostCommit](err); ok {
-			status, rerr := s.resolve(ctx, lost)
-			switch status {
-			case "committed":
-				s.log.Warn("postgres: a commit's reply was lost; the transaction had committed", "xid", lost.xid, "err", lost.err)
-				return nil
-			case "aborted":
-				s.log.Warn("postgres: a commit's reply was lost; the transaction had not committed", "xid", lost.xid, "err", lost.err)
-				retry = ctx.Err() == nil
-			default:
-				return quota.OutcomeUnknown(fmt.Errorf("postgres: %w (looking up transaction %s: %w)", lost.err, lost.xid, rerr))
-			}
-		}
+		t, retry, err := s.begin(ctx, tenants)
 		if err == nil {
-			return nil
+			return t, nil
 		}
 		if !retry || attempt == maxAttempts {
-			if rejected(err) {
-				return fmt.Errorf("postgres: %w: %w", quota.ErrRejected, err)
-			}
-			return fmt.Errorf("postgres: %w", err)
+			return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
 		}
-		s.log.Debug("postgres: retrying a transaction that did not commit", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: %w (then %w)", err, ctx.Err())
+			return nil, quota.Unavailable(fmt.Errorf("postgres: %w (then %w)", err, ctx.Err()))
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*4, 500*time.Millisecond)
 	}
+}
+
+func (s *Store) begin(ctx context.Context, tenants []string) (_ *tx, retry bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		// The database cannot be reached now: callers hear so at once
+		// (503, retry later) rather than after a round of retries.
+		return nil, false, fmt.Errorf("connecting: %w", err)
+	}
+	pt, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		retry := retryable(ctx, conn.Conn(), err)
+		conn.Release()
+		return nil, retry, fmt.Errorf("beginning: %w", err)
+	}
+	t := &tx{s: s, conn: conn, t: pt, versions: map[string]int64{}, pid: conn.Conn().PgConn().PID()}
+	keys := make([]int32, len(tenants))
+	for i, n := range tenants {
+		keys[i] = s.lockKey(n)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b := &pgx.Batch{}
+	// The subquery's ORDER BY is kept: locks are taken row by row, in order.
+	b.Queue(`SELECT pg_advisory_xact_lock($1, k) FROM (SELECT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered`, lockTenant, keys)
+	b.Queue(`SELECT id, version FROM tenants WHERE region = $1 AND id = ANY($2)`, s.region, tenants).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			var v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				return err
+			}
+			t.versions[id] = v
+		}
+		return rows.Err()
+	})
+	b.Queue(`SELECT coalesce((SELECT value::bigint FROM meta WHERE region = $1 AND key = 'webhooks_version'), 0)`, s.region).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&t.webhooks) })
+	if err := pt.SendBatch(ctx, b).Close(); err != nil {
+		retry := retryable(ctx, conn.Conn(), err)
+		t.Rollback()
+		return nil, retry, fmt.Errorf("locking tenants: %w", err)
+	}
+	return t, false, nil
+}
+
+// Commit implements quota.Store: each transaction is written and committed
+// in turn; the package comment has the rules of what it reports.
+func (s *Store) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
+	for i, qt := range txs {
+		if err := s.commit(ctx, qt.(*tx)); err != nil {
+			for _, rest := range txs[i+1:] {
+				rest.Rollback()
+			}
+			return i, err
+		}
+	}
+	return len(txs), nil
+}
+
+// commit writes and commits one transaction. A reply to COMMIT that is lost
+// is looked up: committed is success, aborted a plain failure, and neither
+// within the lookup's time is CodeOutcomeUnknown.
+func (s *Store) commit(ctx context.Context, t *tx) error {
+	defer t.Rollback() // releases the connection; a no-op once committed
+	for _, w := range t.writes {
+		if err := t.write(ctx, w); err != nil {
+			if rejected(err) {
+				return fmt.Errorf("postgres: %w: %w", quota.ErrRejected, err)
+			}
+			return quota.Unavailable(fmt.Errorf("postgres: %w", err))
+		}
+	}
+	err := s.sendCommit(ctx, t)
+	if lost, ok := errors.AsType[*lostCommit](err); ok {
+		status, rerr := s.resolve(ctx, lost)
+		switch status {
+		case "committed":
+			s.log.Warn("postgres: a commit's reply was lost; the transaction had committed", "xid", lost.xid, "err", lost.err)
+			return nil
+		case "aborted":
+			s.log.Warn("postgres: a commit's reply was lost; the transaction had not committed", "xid", lost.xid, "err", lost.err)
+			return quota.Unavailable(fmt.Errorf("postgres: %w", lost.err))
+		default:
+			return quota.OutcomeUnknown(fmt.Errorf("postgres: %w (looking up transaction %s: %w)", lost.err, lost.xid, rerr))
+		}
+	}
+	if err != nil {
+		if rejected(err) {
+			return fmt.Errorf("postgres: %w: %w", quota.ErrRejected, err)
+		}
+		return quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	return nil
 }
 
 // lostCommit is an attempt whose COMMIT was, or may have been, sent, and
@@ -67,54 +151,31 @@ type lostCommit struct {
 func (e *lostCommit) Error() string { return fmt.Sprintf("committing: %v", e.err) }
 func (e *lostCommit) Unwrap() error { return e.err }
 
-// attempt runs fn in one transaction and commits it. It returns nil when
-// the transaction committed or wrote nothing, *lostCommit when it may have
-// committed, and otherwise an error of a transaction that certainly did
-// not commit, with whether running it again may succeed.
-func (s *Store) attempt(ctx context.Context, fn func(ctx context.Context, tx quota.Tx) error) (retry bool, err error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		// The database cannot be reached now: callers hear so at once
-		// (503, retry later) rather than after a round of retries.
-		return false, fmt.Errorf("connecting: %w", err)
-	}
-	defer conn.Release()
-	pt, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return retryable(ctx, conn.Conn(), err), fmt.Errorf("beginning: %w", err)
-	}
-	t := &tx{s: s, t: pt}
-	if err := fn(ctx, t); err != nil {
-		// Rolling back on a broken connection fails; pgx then closes it,
-		// and the server aborts the transaction when it notices.
-		_ = pt.Rollback(ctx)
-		if _, ok := errors.AsType[*quota.Error](err); ok {
-			return false, err
-		}
-		return retryable(ctx, conn.Conn(), err), err
-	}
+// sendCommit sends COMMIT. It returns nil when the transaction committed
+// or wrote nothing, *lostCommit when it may have committed, and otherwise
+// the error of a transaction that certainly did not commit.
+func (s *Store) sendCommit(ctx context.Context, t *tx) error {
 	// Nothing is sent when the deadline has passed or the connection is
 	// gone; once COMMIT is on its way, only the server's answer counts.
 	if err := ctx.Err(); err != nil {
-		_ = pt.Rollback(ctx)
-		return false, fmt.Errorf("committing: %w", err)
+		return fmt.Errorf("committing: %w", err)
 	}
-	if conn.Conn().IsClosed() {
-		return retryable(ctx, conn.Conn(), net.ErrClosed), fmt.Errorf("committing: %w", net.ErrClosed)
+	if t.conn.Conn().IsClosed() {
+		return fmt.Errorf("committing: %w", net.ErrClosed)
 	}
-	pid := conn.Conn().PgConn().PID()
-	err = pt.Commit(ctx)
+	err := t.t.Commit(ctx)
 	switch {
 	case err == nil:
-		return false, nil
+		t.conn.Release()
+		t.conn = nil
+		return nil
 	case notCommitted(err):
-		return retryable(ctx, conn.Conn(), err), fmt.Errorf("committing: %w", err)
+		return fmt.Errorf("committing: %w", err)
 	case t.xid == "":
-		// It wrote nothing: committed or not, the database is the same,
-		// and what fn decided from it stands.
-		return false, nil
+		// It wrote nothing: committed or not, the database is the same.
+		return nil
 	default:
-		return false, &lostCommit{pid: pid, xid: t.xid, err: err}
+		return &lostCommit{pid: t.pid, xid: t.xid, err: err}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +43,9 @@ func startEngine(t testing.TB, st quota.Store, commitTimeout time.Duration) *quo
 	t.Helper()
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(),
 		SweepInterval: time.Hour, CommitTimeout: commitTimeout})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { e.Stop(context.Background()) })
 	return e
 }
@@ -59,22 +60,22 @@ func mustDo(t testing.TB, e *quota.Engine, ops ...quota.Op) *quota.Result {
 	t.Helper()
 	res, err := do(e, ops...)
 	if err != nil {
-		t.Fatalf("%s: %v", ops[0].Type, err)
+		t.Fatalf("%s: %v", ops[0].Type(), err)
 	}
 	return res
 }
 
 func createTenant(id string) quota.Op {
-	return quota.Op{Type: quota.OpCreateTenant, Tenant: id}
+	return &quota.CreateTenant{Tenant: id}
 }
 
 func putInstance(tenant, id string, mem, ifMatch int64) quota.Op {
-	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: id, IfMatch: ifMatch,
+	return &quota.PutConsumer{Tenant: tenant, Consumer: id, IfMatch: ifMatch,
 		Spec: quota.Spec{Kind: "compute.instance", State: "running", Attributes: map[string]int64{"memory_mb": mem}}}
 }
 
 func deleteConsumer(tenant, id string, ifMatch int64) quota.Op {
-	return quota.Op{Type: quota.OpDeleteConsumer, Tenant: tenant, Consumer: id, IfMatch: ifMatch}
+	return &quota.DeleteConsumer{Tenant: tenant, Consumer: id, IfMatch: ifMatch}
 }
 
 // wantConsumer fails t unless the stored consumer has gen (0: absent) and,
@@ -187,17 +188,19 @@ func TestLostCommit(t *testing.T) {
 			},
 		},
 		{
-			// The lookup finds it aborted, so running it again is safe.
+			// The lookup finds it aborted: nothing was stored, and the
+			// answer says so.
 			name:  "If-Match PUT whose COMMIT never arrives",
 			setup: []quota.Op{putInstance("acme", "vm-1", 256, 0)},
 			arm: func(px *pgtest.Proxy) *pgtest.Fault {
 				return px.Arm(pgtest.IsCommit, pgtest.Drop, nil)
 			},
 			change:      []quota.Op{putInstance("acme", "vm-1", 512, 1)},
-			wantCommits: 2,
+			wantCode:    quota.CodeUnavailable,
+			wantCommits: 1,
 			check: func(t *testing.T, st quota.Store) {
-				wantConsumer(t, st, "acme", "vm-1", 2, 512)
-				wantEvents(t, st, "acme", "vm-1", 2)
+				wantConsumer(t, st, "acme", "vm-1", 1, 256)
+				wantEvents(t, st, "acme", "vm-1", 1)
 			},
 		},
 		{
@@ -294,8 +297,8 @@ func TestLostCommitResults(t *testing.T) {
 // TestStalledTransaction: a process that stops while it holds a tenant's
 // lock (its transaction idle, as a SIGSTOPped process looks to the server)
 // does not stop another process from writing that tenant; the server ends
-// the stalled session, and the stalled process, once it resumes, runs its
-// transaction again instead of committing half of it.
+// the stalled session, and the stalled process, once it resumes, fails to
+// commit rather than committing on a lock it no longer holds.
 func TestStalledTransaction(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	a := openWith(t, dsn, fastOptions())
@@ -303,52 +306,34 @@ func TestStalledTransaction(t *testing.T) {
 	eb := startEngine(t, b, 30*time.Second)
 	mustDo(t, eb, createTenant("acme"))
 
-	held, release := make(chan struct{}), make(chan struct{})
-	var runs atomic.Int32
-	hard := int64(7)
-	aDone := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		aDone <- a.Update(ctx, func(ctx context.Context, tx quota.Tx) error {
-			if _, err := tx.LockTenants(ctx, []string{"acme"}); err != nil {
-				return err
-			}
-			if runs.Add(1) == 1 {
-				close(held)
-				<-release
-			}
-			return tx.Apply(ctx, &quota.Writes{Quotas: []quota.QuotaRow{
-				{Tenant: "acme", Resource: "compute.volumes", QuotaOverride: quota.QuotaOverride{Hard: &hard}}}})
-		})
-	}()
-	<-held
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := a.Begin(ctx, []string{"acme"}) // holds acme's lock, then stalls
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	_, err := do(eb, putInstance("acme", "vm-b", 256, 0))
+	_, err = do(eb, putInstance("acme", "vm-b", 256, 0))
 	waited := time.Since(start)
 	t.Logf("the second process wrote after %v", waited.Round(time.Millisecond))
-	close(release)
 	if err != nil {
 		t.Fatalf("the second process could not write while the first was stalled (after %v): %v", waited, err)
 	}
 
-	select {
-	case err := <-aDone:
-		if err != nil {
-			t.Fatalf("the stalled process, resumed: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the stalled process never finished")
-	}
-	if n := runs.Load(); n != 2 {
-		t.Errorf("the stalled process ran its transaction %d times; want 2 (the server ended the first)", n)
+	hard := int64(7)
+	tx.Apply(&quota.Writes{Quotas: []quota.QuotaRow{
+		{Tenant: "acme", Resource: "compute.volumes", QuotaOverride: quota.QuotaOverride{Hard: &hard}}}})
+	if n, err := a.Commit(ctx, []quota.Tx{tx}); err == nil || n != 0 {
+		t.Fatalf("the stalled process, resumed, committed (%d, %v); its session was ended and its lock lost", n, err)
+	} else if quota.ErrorCode(err) == quota.CodeOutcomeUnknown {
+		t.Errorf("the stalled process's failure was reported as unknown: %v", err)
 	}
 	tn, err := b.Tenant(context.Background(), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := tn.Quotas["compute.volumes"].Hard; q == nil || *q != hard {
-		t.Errorf("the stalled process's write: %v, want %d", q, hard)
+	if q := tn.Quotas["compute.volumes"].Hard; q != nil {
+		t.Errorf("the stalled process's write was stored: %d", *q)
 	}
 	wantConsumer(t, b, "acme", "vm-b", 1, 256)
 }
@@ -376,14 +361,16 @@ func TestSilentNetwork(t *testing.T) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		err := a.Update(ctx, func(ctx context.Context, tx quota.Tx) error {
-			if _, err := tx.LockTenants(ctx, []string{"acme"}); err != nil {
-				return err
-			}
-			px.Stall()
+		tx, err := a.Begin(ctx, []string{"acme"})
+		if err != nil {
 			close(held)
-			return tx.Apply(ctx, &quota.Writes{Usage: []quota.UsageRow{{Tenant: "acme", Resource: "compute.volumes", Used: 99}}})
-		})
+			aDone <- outcome{err, time.Since(start)}
+			return
+		}
+		px.Stall()
+		close(held)
+		tx.Apply(&quota.Writes{Usage: []quota.UsageRow{{Tenant: "acme", Resource: "compute.volumes", Used: 99}}})
+		_, err = a.Commit(ctx, []quota.Tx{tx})
 		aDone <- outcome{err, time.Since(start)}
 	}()
 	<-held
@@ -416,9 +403,12 @@ func TestRejectedValue(t *testing.T) {
 	st := openWith(t, pgtest.Schema(t), fastOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := st.Update(ctx, func(ctx context.Context, tx quota.Tx) error {
-		return tx.Apply(ctx, &quota.Writes{CreateTenants: []*quota.Tenant{{ID: "acme", Name: "nul\x00byte"}}})
-	})
+	tx, err := st.Begin(ctx, []string{"acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Apply(&quota.Writes{CreateTenants: []*quota.Tenant{{ID: "acme", Name: "nul\x00byte"}}})
+	_, err = st.Commit(ctx, []quota.Tx{tx})
 	if !errors.Is(err, quota.ErrRejected) {
 		t.Fatalf("a NUL in a name: %v; want it to wrap quota.ErrRejected", err)
 	}

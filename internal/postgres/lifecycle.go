@@ -91,16 +91,18 @@ func (t *tx) Requests(ctx context.Context, tenants, ids []string) (map[string]*q
 	return out, nil
 }
 
-func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*quota.Consumer, error) {
-	return loadConsumers(ctx, t.t, `SELECT `+consumerColumns+` FROM consumers
-		WHERE region = $1 AND tenant = $2 AND kind = ANY($3) ORDER BY id COLLATE "C"`, t.s.region, tenant, kinds)
+func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string, limit int) ([]*quota.Consumer, error) {
+	query, args := `SELECT `+consumerColumns+` FROM consumers WHERE region = $1 AND tenant = $2 ORDER BY id COLLATE "C"`, []any{t.s.region, tenant}
+	if kinds != nil {
+		query = `SELECT ` + consumerColumns + ` FROM consumers WHERE region = $1 AND tenant = $2 AND kind = ANY($3) ORDER BY id COLLATE "C"`
+		args = append(args, kinds)
+	}
+	if limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return loadConsumers(ctx, t.t, query, args...)
 }
 
-func (t *tx) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
-	return loadWebhooks(ctx, t.t, t.s.region)
-}
-
-// queueLifecycle adds the writes of requests and webhooks to b.
 func (t *tx) queueLifecycle(b *pgx.Batch, w *quota.Writes) {
 	r := t.s.region
 	for _, x := range w.PutRequests {

@@ -58,6 +58,10 @@ type Options struct {
 	// deadline that expired during COMMIT), because giving up at once
 	// would turn a knowable outcome into an unknown one. Default 5s.
 	ResolveTimeout time.Duration
+	// MaxConns bounds the connection pool. Each batch in the committer's
+	// pipeline holds one until it commits, besides reads and background
+	// jobs. Default 16, or the DSN's pool_max_conns.
+	MaxConns int32
 }
 
 // DefaultOptions returns the defaults described on Options.
@@ -72,6 +76,7 @@ func DefaultOptions() Options {
 		KeepAliveCount:           3,
 		TCPUserTimeout:           20 * time.Second,
 		ResolveTimeout:           5 * time.Second,
+		MaxConns:                 16,
 	}
 }
 
@@ -97,6 +102,9 @@ func (o Options) withDefaults(dsnConnect time.Duration) Options {
 	if o.KeepAliveCount == 0 {
 		o.KeepAliveCount = d.KeepAliveCount
 	}
+	if o.MaxConns == 0 {
+		o.MaxConns = d.MaxConns
+	}
 	return o
 }
 
@@ -121,6 +129,9 @@ func (o Options) Validate() error {
 	}
 	if o.KeepAliveCount < 0 {
 		return errors.New("postgres: options: KeepAliveCount must not be negative")
+	}
+	if o.MaxConns < 0 {
+		return errors.New("postgres: options: MaxConns must not be negative")
 	}
 	return nil
 }

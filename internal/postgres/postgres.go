@@ -42,6 +42,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,8 @@ type Store struct {
 	// salt keeps the advisory locks of two schemas (two deployments, or
 	// two tests) in one database apart.
 	salt string
+	// channel carries the ids of the tenants each commit changed.
+	channel string
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -106,6 +109,9 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = opts.MaxConns
+	}
 	cfg.ConnConfig.DialFunc = opts.dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -116,6 +122,7 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connecting: %w", err)
 	}
+	s.channel = channelName(s.lockKey("tenants"))
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -5,19 +5,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/allot-dev/allot/internal/quota"
 )
 
-// tx is one write transaction.
+// tx is the transaction of one batch: it holds its tenants' locks from
+// Begin until Commit or Rollback.
 type tx struct {
-	s *Store
-	t pgx.Tx
-	// xid is the transaction's ID once it writes: what Update looks up
+	s    *Store
+	conn *pgxpool.Conn
+	t    pgx.Tx
+	// versions are the batch's tenants' versions and the webhooks' as read
+	// under the locks.
+	versions map[string]int64
+	webhooks int64
+	writes   []*quota.Writes
+	// xid is the transaction's ID once it writes: what Commit looks up
 	// when the reply to its COMMIT is lost.
 	xid string
+	// pid is the server process that runs it.
+	pid uint32
 }
 
 // lock takes the transaction-scoped advisory locks of names in one class,
@@ -35,16 +48,27 @@ func (t *tx) lock(ctx context.Context, class int32, names []string) error {
 	return err
 }
 
-// LockTenants implements quota.Tx.
-func (t *tx) LockTenants(ctx context.Context, ids []string) (map[string]*quota.Tenant, error) {
-	if err := t.lock(ctx, lockTenant, ids); err != nil {
-		return nil, fmt.Errorf("locking tenants: %w", err)
-	}
-	return loadTenants(ctx, t.t, t.s.region, ids)
+// Versions implements quota.Tx.
+func (t *tx) Versions() (map[string]int64, int64) { return t.versions, t.webhooks }
+
+// Tenants implements quota.Tx.
+func (t *tx) Tenants(ctx context.Context, ids []string) ([]*quota.TenantRecord, error) {
+	return loadRecords(ctx, t.t, t.s.region, ids)
 }
 
-func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error) {
-	return loadUsage(ctx, t.t, t.s.region, tenants)
+// Apply implements quota.Tx: Commit writes it.
+func (t *tx) Apply(w *quota.Writes) { t.writes = append(t.writes, w) }
+
+// Rollback implements quota.Tx.
+func (t *tx) Rollback() {
+	if t.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = t.t.Rollback(ctx)
+	t.conn.Release()
+	t.conn = nil
 }
 
 func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
@@ -87,9 +111,9 @@ func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Toke
 	return out, nil
 }
 
-// Apply implements quota.Tx. The writes go in one round trip; the tables
-// a batch writes most (consumers, usage, events) take one statement each.
-func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
+// write sends one batch's writes. They go in one round trip; the tables a
+// batch writes most (consumers, usage, events) take one statement each.
+func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region
 	b := &pgx.Batch{}
 	// First, in the same round trip as the writes: the transaction's ID,
@@ -160,6 +184,21 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			r, tok.Name, string(tok.Role), tok.Tenant, tok.Hash, tok.Sealed, nanos(tok.CreatedAt), nullNanos(tok.RevokedAt))
 	}
 	t.queueLifecycle(b, w)
+	if n := len(w.Versions); n > 0 {
+		ids, versions := make([]string, 0, n), make([]int64, 0, n)
+		for id, v := range w.Versions {
+			ids, versions = append(ids, id), append(versions, v)
+		}
+		b.Queue(`UPDATE tenants SET version = u.v FROM unnest($2::text[], $3::int8[]) AS u (id, v)
+			WHERE tenants.region = $1 AND tenants.id = u.id`, r, ids, versions)
+		// Other processes' readers learn which tenants changed when this
+		// commits.
+		b.Queue(`SELECT pg_notify($1, $2)`, t.s.channel, notifyPayload(ids))
+	}
+	if w.WebhooksVersion != 0 {
+		b.Queue(`INSERT INTO meta (region, key, value) VALUES ($1, 'webhooks_version', $2)
+			ON CONFLICT (region, key) DO UPDATE SET value = excluded.value`, r, strconv.FormatInt(w.WebhooksVersion, 10))
+	}
 	if err := t.t.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("writing: %w", err)
 	}
@@ -260,4 +299,14 @@ func nullJSON(b json.RawMessage) *string {
 	}
 	s := string(b)
 	return &s
+}
+
+// notifyPayload names changed tenants within NOTIFY's limit; "*" when they
+// do not fit: every tenant is then read again.
+func notifyPayload(ids []string) string {
+	p := strings.Join(ids, ",")
+	if len(p) > 7000 {
+		return "*"
+	}
+	return p
 }

@@ -8,103 +8,9 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
-
-// OpType says what an Op does.
-type OpType string
-
-const (
-	OpPutConsumer    OpType = "put"
-	OpDeleteConsumer OpType = "delete"
-	OpExpireConsumer OpType = "expire"
-	OpSetQuota       OpType = "set_quota"
-	OpSetLimit       OpType = "set_limit"
-	OpCreateTenant   OpType = "create_tenant"
-	OpUpdateTenant   OpType = "update_tenant" // name and plan
-	OpDeleteTenant   OpType = "delete_tenant"
-	OpPutToken       OpType = "put_token"
-	OpRevokeToken    OpType = "revoke_token"
-	OpRequest        OpType = "request"        // ask for a new hard quota
-	OpDecide         OpType = "decide"         // approve or deny a request
-	OpReconcile      OpType = "reconcile"      // make consumers equal an inventory
-	OpPutWebhook     OpType = "put_webhook"    // subscribe
-	OpDeleteWebhook  OpType = "delete_webhook" // unsubscribe
-	OpSetThresholds  OpType = "set_thresholds" // a tenant's warning thresholds
-)
-
-// exclusive ops change tenants or tokens wholesale; each runs in a batch of
-// its own so that no other change of the batch can interleave with it.
-func (t OpType) exclusive() bool {
-	switch t {
-	case OpCreateTenant, OpDeleteTenant, OpPutToken, OpRevokeToken, OpReconcile, OpPutWebhook, OpDeleteWebhook:
-		return true
-	}
-	return false
-}
-
-// Op is one change. Which fields count depends on Type.
-type Op struct {
-	Type     OpType
-	Tenant   string
-	Consumer string
-
-	Spec       Spec  // put
-	IfMatch    int64 // put, delete: the generation the consumer must have; 0 for any
-	Generation int64 // expire: release only if the consumer still has it
-
-	Resource string        // set_quota
-	Quota    QuotaOverride // set_quota: Hard is required
-	Kind     string        // set_limit
-	Limit    string        // set_limit
-	Range    Range         // set_limit
-
-	Name string // create_tenant, update_tenant: display name ("" keeps it); revoke_token: token name
-	Plan string // create_tenant, update_tenant ("" keeps it; "-" for none)
-
-	Token   *Token // put_token
-	Replace bool   // put_token: replace a token of the same name (the bootstrap admin token)
-
-	Value   int64  // request: the hard quota asked for
-	ID      string // request (assigned by the engine), decide, delete_webhook
-	Approve bool   // decide
-	Comment string // decide
-
-	Kinds     []string        // reconcile: the kinds the inventory covers
-	Inventory []InventoryItem // reconcile: every consumer of those kinds that exists
-
-	Webhook    *Webhook // put_webhook
-	Thresholds []int64  // set_thresholds; nil: back to the plan's
-
-	kind  *Kind // put: resolved by validate
-	force bool  // put during reconcile: reality wins over quotas and limits
-}
-
-// Change is one caller's request: its ops succeed together or not at all.
-type Change struct {
-	Actor  Actor
-	DryRun bool
-	Reason string
-	Ops    []Op
-}
-
-// Result answers a Change, one OpResult per Op.
-type Result struct {
-	Ops []OpResult
-}
-
-// OpResult is the outcome of one op.
-type OpResult struct {
-	Consumer  *Consumer        // put: after; delete, expire: the consumer released
-	Created   bool             // put: the consumer did not exist
-	Changed   bool             // false when the op was a no-op (same spec again, nothing to expire)
-	Tenant    *Tenant          // tenant ops, set_quota, set_limit: after
-	Usage     map[string]int64 // the tenant's usage after the op
-	OverQuota bool             // set_quota: usage is above the new hard quota
-	Request   *Request         // request, decide
-	Reconcile *ReconcileResult // reconcile
-	Webhook   *Webhook         // put_webhook, delete_webhook
-}
 
 // Observer receives what the engine does, for metrics. All methods must be
 // cheap and safe for concurrent use.
@@ -122,20 +28,29 @@ type EngineConfig struct {
 	Now           func() time.Time
 	Observer      Observer      // optional
 	QueueSize     int           // default 8192
-	MaxBatch      int           // requests per transaction; default 1024
+	MaxBatch      int           // requests evaluated together; default 1024
 	SweepInterval time.Duration // how often expired reservations are released; default 1s
 	CommitTimeout time.Duration // default 30s
 	MaxOps        int           // operations one change may carry; default (and at most) MaxOps
+	// CacheConsumers bounds the consumers the committer keeps in memory;
+	// default 1,000,000 (about 250 MB).
+	CacheConsumers int
 	// NewID returns a fresh identifier with a prefix, for requests and
 	// webhooks; default random.
 	NewID func(prefix string) string
 }
 
-// Engine is the write path: a bounded queue in front of one committer that
-// takes whatever is waiting, evaluates it in order against the state it
-// loads inside one transaction, commits durably and only then answers.
-// Because the store's transaction is the source of truth, several engines
-// (several allot processes) over one database stay correct.
+// Engine is the write path: a bounded queue in front of one committer. The
+// committer keeps the state it decides on in memory, exact. It takes what
+// is waiting, evaluates it in order against that state, and hands the
+// batch's writes to the writer, then goes on with the next batch while the
+// writer commits, durably, and only then answers. Readers see the state as
+// of the last commit.
+//
+// With a shared store (several processes on one database), each batch's
+// transaction locks its tenants first and reads their versions; a tenant
+// another process changed is read again before the batch is decided. The
+// store's transaction stays the source of truth.
 type Engine struct {
 	cfg   EngineConfig
 	store Store
@@ -147,22 +62,49 @@ type Engine struct {
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 
-	commitMu  sync.Mutex
-	committed chan struct{} // closed and replaced after each commit
-	queue     chan *request
+	queue chan *request
 	// system is allot's own lane (expiring reservations): the committer
 	// serves it first, so a full client queue never holds up releasing
 	// quota, and its changes are few and large, so they never crowd out
 	// client changes.
 	system chan *request
 	done   chan struct{}
+
+	st      *state      // the committer's; only its goroutine touches it
+	epoch   uint64      // the committer's: bumped when the state is rebuilt
+	batches uint64      // the committer's: batches evaluated
+	writer  chan *batch // evaluated batches, to be committed
+	// committedBatch is the last batch committed; brokenEpoch, the epoch
+	// whose batches a failed commit invalidated (0: none).
+	committedBatch atomic.Uint64
+	brokenEpoch    atomic.Uint64
+	inflight       sync.WaitGroup // batches handed to the writer, not yet answered
+
+	views *views
+
+	commitMu  sync.Mutex
+	committed chan struct{} // closed and replaced after each commit
 }
 
 type request struct {
 	change Change
+	alone  bool // decided in a batch of its own: its batch failed for another change's data
 	res    *Result
 	err    error
 	done   chan struct{}
+}
+
+// solo reports whether r must be decided in a batch of its own.
+func (r *request) solo() bool { return r.alone || r.change.Ops[0].Type().exclusive() }
+
+// batch is requests evaluated together, on their way to the writer.
+type batch struct {
+	seq, epoch uint64
+	reqs       []*request
+	tx         Tx        // nil: nothing to write
+	views      []*TenantView // to publish once committed
+	gone       []string      // tenants deleted, to unpublish
+	started    time.Time
 }
 
 // NewEngine returns an engine; Start runs it.
@@ -182,6 +124,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 30 * time.Second
 	}
+	if cfg.CacheConsumers <= 0 {
+		cfg.CacheConsumers = 1_000_000
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -194,11 +139,14 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, store: cfg.Store, cat: cfg.Catalog, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
 		queue: make(chan *request, cfg.QueueSize), system: make(chan *request, 4),
 		done: make(chan struct{}), committed: make(chan struct{}),
+		writer: make(chan *batch, 8), views: newViews(),
 	}
+	e.st = newState(cfg.Catalog, cfg.CacheConsumers, e.committedBatch.Load)
+	return e
 }
 
 // Catalog returns the engine's catalog.
@@ -207,15 +155,35 @@ func (e *Engine) Catalog() *Catalog { return e.cat }
 // QueueDepth is the number of requests waiting for the committer.
 func (e *Engine) QueueDepth() int { return len(e.queue) }
 
-// Start runs the committer and the reservation sweeper until Stop.
-func (e *Engine) Start() {
-	sweepCtx, cancel := context.WithCancel(context.Background())
+// Start loads the state from the store and runs the committer, the writer,
+// the reservation sweeper and (with a shared store) the watcher of other
+// processes' changes, until Stop.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.st.load(ctx, e.store); err != nil {
+		return err
+	}
+	e.epoch = 1
+	for _, ts := range e.st.tenants {
+		e.views.publish(ts.view())
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		e.writeLoop()
+	}()
 	go func() {
 		defer close(e.done)
 		defer cancel()
 		e.commitLoop()
+		close(e.writer)
+		<-written
 	}()
-	go e.sweepLoop(sweepCtx)
+	go e.sweepLoop(bg)
+	if e.store.Shared() {
+		go e.watch(bg)
+	}
+	return nil
 }
 
 // Stop refuses new changes, commits and answers every change already
@@ -244,8 +212,8 @@ func (e *Engine) Committed() <-chan struct{} {
 }
 
 // Do validates a change, queues it and waits for its outcome. Errors are
-// *Error: a refusal, invalid input, or CodeOverloaded/CodeUnavailable when
-// the change was not applied and may be retried.
+// *Error: a refusal, invalid input, CodeOverloaded or CodeUnavailable when
+// the change was not applied and may be retried, or CodeOutcomeUnknown.
 func (e *Engine) Do(ctx context.Context, ch Change) (*Result, error) {
 	if err := e.validate(&ch); err != nil {
 		return nil, err
@@ -260,7 +228,7 @@ func (e *Engine) Do(ctx context.Context, ch Change) (*Result, error) {
 	case e.queue <- r:
 	default:
 		e.mu.RUnlock()
-		e.obs.Decided(ch.Ops[0].Type, CodeOverloaded)
+		e.obs.Decided(ch.Ops[0].Type(), CodeOverloaded)
 		return nil, Errorf(CodeOverloaded, "too many changes are waiting; retry shortly")
 	}
 	e.mu.RUnlock()
@@ -310,177 +278,27 @@ func (e *Engine) validate(ch *Change) error {
 	if err := CheckText("reason", ch.Reason, 1024); err != nil {
 		return err
 	}
-	for i := range ch.Ops {
-		if err := e.validateOp(&ch.Ops[i]); err != nil {
+	c := &checker{cat: e.cat, newID: e.cfg.NewID}
+	for i, op := range ch.Ops {
+		if op == nil {
+			return Errorf(CodeInvalid, "operation %d is missing", i)
+		}
+		if err := op.check(c); err != nil {
+			qe := asError(err)
 			if len(ch.Ops) > 1 {
-				err.Operation = &i
+				qe.Operation = &i
 			}
-			return err
+			return qe
 		}
-		if ch.Ops[i].Type.exclusive() && len(ch.Ops) > 1 {
-			return Errorf(CodeInvalid, "%s must be the only operation of its change", ch.Ops[i].Type)
+		if op.Type().exclusive() && len(ch.Ops) > 1 {
+			return Errorf(CodeInvalid, "%s must be the only operation of its change", op.Type())
 		}
 	}
 	return nil
 }
 
-func (e *Engine) validateOp(op *Op) *Error {
-	asError := func(err error) *Error {
-		if err == nil {
-			return nil
-		}
-		var qe *Error
-		errors.As(err, &qe)
-		return qe
-	}
-	if (op.Type != OpPutToken && op.Type != OpRevokeToken && op.Type != OpPutWebhook && op.Type != OpDeleteWebhook) || op.Tenant != "" {
-		if err := CheckID("tenant", op.Tenant); err != nil {
-			return asError(err)
-		}
-		op.Tenant = CanonicalTenant(op.Tenant)
-	}
-	switch op.Type {
-	case OpPutConsumer:
-		if err := CheckID("consumer", op.Consumer); err != nil {
-			return asError(err)
-		}
-		k, attrs, err := e.cat.Normalize(op.Spec)
-		if err != nil {
-			return asError(err)
-		}
-		op.kind, op.Spec.Attributes = k, attrs
-		if op.IfMatch < 0 {
-			return Errorf(CodeInvalid, "if-match must be a positive generation")
-		}
-	case OpDeleteConsumer, OpExpireConsumer:
-		if err := CheckID("consumer", op.Consumer); err != nil {
-			return asError(err)
-		}
-	case OpSetQuota:
-		if e.cat.Resource(op.Resource) == nil {
-			return Errorf(CodeInvalid, "unknown resource %q", truncate(op.Resource, 140))
-		}
-		if op.Quota.Hard == nil || *op.Quota.Hard < 0 {
-			return Errorf(CodeInvalid, "hard must be a non-negative integer")
-		}
-		if r := op.Quota.Requestable; r != nil && (r.Min < 0 || r.Min > r.Max) {
-			return Errorf(CodeInvalid, "requestable must have 0 <= min <= max")
-		}
-	case OpSetLimit:
-		k := e.cat.Kind(op.Kind)
-		if k == nil {
-			return Errorf(CodeInvalid, "unknown kind %q", truncate(op.Kind, 140))
-		}
-		if k.LimitDef(op.Limit) == nil {
-			return Errorf(CodeInvalid, "unknown limit %q of kind %s", truncate(op.Limit, 140), k.Name)
-		}
-		if op.Range.Min < 0 || op.Range.Min > op.Range.Max {
-			return Errorf(CodeInvalid, "a limit must have 0 <= min <= max")
-		}
-	case OpCreateTenant, OpUpdateTenant:
-		if err := CheckText("name", op.Name, 256); err != nil {
-			return asError(err)
-		}
-		if op.Plan != "" && !(op.Type == OpUpdateTenant && op.Plan == "-") && e.cat.Plans[op.Plan] == nil {
-			return Errorf(CodeInvalid, "unknown plan %q", truncate(op.Plan, 140))
-		}
-	case OpDeleteTenant:
-	case OpPutToken:
-		t := op.Token
-		if t == nil || !t.Role.Valid() || (len(t.Hash) == 0) == (len(t.Sealed) == 0) {
-			return Errorf(CodeInvalid, "a token needs a valid role and either a hash or a sealed secret")
-		}
-		if err := CheckID("token name", t.Name); err != nil {
-			return asError(err)
-		}
-		if (t.Role == RoleTenant) != (t.Tenant != "") {
-			return Errorf(CodeInvalid, "a tenant token names its tenant; other roles name none")
-		}
-		if t.Tenant != "" {
-			if err := CheckID("tenant", t.Tenant); err != nil {
-				return asError(err)
-			}
-			t.Tenant = CanonicalTenant(t.Tenant)
-		}
-		op.Tenant = t.Tenant
-	case OpRevokeToken:
-		if err := CheckID("token name", op.Name); err != nil {
-			return asError(err)
-		}
-	case OpRequest:
-		if e.cat.Resource(op.Resource) == nil {
-			return Errorf(CodeInvalid, "unknown resource %q", truncate(op.Resource, 140))
-		}
-		if op.Value < 0 {
-			return Errorf(CodeInvalid, "value must be a non-negative integer")
-		}
-		op.ID = e.cfg.NewID("req-")
-	case OpDecide:
-		if err := CheckID("request", op.ID); err != nil {
-			return asError(err)
-		}
-		if err := CheckText("comment", op.Comment, 1024); err != nil {
-			return asError(err)
-		}
-	case OpReconcile:
-		if len(op.Kinds) == 0 {
-			return Errorf(CodeInvalid, "kinds: name the kinds the inventory covers")
-		}
-		for _, k := range op.Kinds {
-			if e.cat.Kind(k) == nil {
-				return Errorf(CodeInvalid, "kinds: unknown kind %q", truncate(k, 140))
-			}
-		}
-		seen := make(map[string]bool, len(op.Inventory))
-		for i := range op.Inventory {
-			item := &op.Inventory[i]
-			if err := CheckID("consumer", item.ID); err != nil {
-				return asError(err)
-			}
-			if seen[item.ID] {
-				return Errorf(CodeInvalid, "consumer %s is listed twice", item.ID)
-			}
-			seen[item.ID] = true
-			if !slices.Contains(op.Kinds, item.Spec.Kind) {
-				return Errorf(CodeInvalid, "consumer %s is a %q, which kinds does not list", item.ID, truncate(item.Spec.Kind, 140))
-			}
-			item.Spec.TTL = 0
-			k, attrs, err := e.cat.Normalize(item.Spec)
-			if err != nil {
-				return asError(err)
-			}
-			item.kind, item.Spec.Attributes = k, attrs
-		}
-	case OpPutWebhook:
-		h := op.Webhook
-		if h == nil || h.URL == "" || len(h.Sealed) == 0 {
-			return Errorf(CodeInvalid, "a webhook needs a URL and a secret")
-		}
-		if err := CheckText("url", h.URL, 2048); err != nil {
-			return asError(err)
-		}
-		if h.Tenant != "" {
-			if err := CheckID("tenant", h.Tenant); err != nil {
-				return asError(err)
-			}
-			h.Tenant = CanonicalTenant(h.Tenant)
-		}
-		h.ID = e.cfg.NewID("wh-")
-		op.Tenant = h.Tenant
-	case OpDeleteWebhook:
-		if err := CheckID("webhook", op.ID); err != nil {
-			return asError(err)
-		}
-	case OpSetThresholds:
-		if err := CheckThresholds(op.Thresholds); err != nil {
-			return Errorf(CodeInvalid, "thresholds: %v", err)
-		}
-	default:
-		return Errorf(CodeInvalid, "unknown operation %q", truncate(string(op.Type), 40))
-	}
-	return nil
-}
-
+// commitLoop is the committer: it takes what waits, the system lane
+// first, and evaluates it as one batch.
 func (e *Engine) commitLoop() {
 	var next *request
 	for {
@@ -500,102 +318,326 @@ func (e *Engine) commitLoop() {
 				}
 			}
 		}
-		batch := []*request{r}
-		if !r.change.Ops[0].Type.exclusive() {
+		reqs := []*request{r}
+		if !r.solo() {
 		system:
-			for len(batch) < e.cfg.MaxBatch {
+			for len(reqs) < e.cfg.MaxBatch {
 				select {
 				case s := <-e.system:
-					batch = append(batch, s)
+					if s.solo() {
+						next = s
+						break system
+					}
+					reqs = append(reqs, s)
 				default:
 					break system
 				}
 			}
 		drain:
-			for len(batch) < e.cfg.MaxBatch {
+			for len(reqs) < e.cfg.MaxBatch && next == nil {
 				select {
 				case r2, ok := <-e.queue:
 					if !ok {
 						break drain
 					}
-					if r2.change.Ops[0].Type.exclusive() {
+					if r2.solo() {
 						next = r2
 						break drain
 					}
-					batch = append(batch, r2)
+					reqs = append(reqs, r2)
 				default:
 					break drain
 				}
 			}
 		}
-		e.commit(batch)
+		e.evaluate(reqs)
 	}
 }
 
-// commit evaluates and writes one batch, then answers its requests.
-func (e *Engine) commit(batch []*request) {
+// evaluate decides one batch against memory and hands it to the writer.
+func (e *Engine) evaluate(reqs []*request) {
 	start := time.Now()
+	n := newNeeds()
+	for _, r := range reqs {
+		for _, op := range r.change.Ops {
+			op.needs(n)
+		}
+	}
+	// A batch that reads the store's tokens, requests or consumer counts
+	// waits for the batches before it; so does one after a failed commit,
+	// which must find the state rebuilt from the store.
+	if n.settled || e.brokenEpoch.Load() >= e.epoch {
+		e.inflight.Wait()
+	}
+	if e.brokenEpoch.Load() >= e.epoch {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CommitTimeout)
+		err := e.st.load(ctx, e.store)
+		cancel()
+		if err != nil {
+			e.log.Error("rebuilding the committer's state failed", "err", err)
+			e.fail(reqs, start, err)
+			return
+		}
+		e.epoch = e.brokenEpoch.Load() + 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CommitTimeout)
 	defer cancel()
-	// fn may run more than once: a store retries it after a serialization
-	// failure, so everything it decides is rebuilt from what it loads.
-	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		ws, err := load(ctx, tx, e.cat, e.now(), batch)
-		if err != nil {
-			return err
+	tenants := sortedKeys(n.tenants)
+	tx, err := e.store.Begin(ctx, tenants)
+	if err != nil {
+		e.fail(reqs, start, err)
+		return
+	}
+	ws, err := e.load(ctx, tx, tenants, n)
+	if err != nil {
+		tx.Rollback()
+		e.fail(reqs, start, err)
+		return
+	}
+	for _, r := range reqs {
+		r.res, r.err = ws.run(&r.change)
+	}
+	e.batches++
+	b := &batch{seq: e.batches, epoch: e.epoch, reqs: reqs, started: start}
+	w := ws.writes()
+	if w.Empty() {
+		tx.Rollback()
+	} else {
+		w.Versions = ws.finish(b.seq, e.store.Shared())
+		if len(w.PutWebhooks)+len(w.DeleteWebhooks) > 0 {
+			e.st.webhooksVersion++
+			w.WebhooksVersion = e.st.webhooksVersion
 		}
-		for _, r := range batch {
-			r.res, r.err = ws.run(r.change)
+		for _, id := range ws.changedTenants() {
+			if ts := e.st.tenants[id]; ts != nil {
+				b.views = append(b.views, ts.view())
+			} else {
+				b.gone = append(b.gone, id)
+			}
 		}
-		w := ws.writes()
-		if w.Empty() {
-			return nil
+		tx.Apply(w)
+		b.tx = tx
+	}
+	e.inflight.Add(1)
+	e.writer <- b
+}
+
+// load brings memory up to date for the batch and builds its workset. With
+// a shared store, a tenant whose stored version differs from memory's was
+// changed by another process: it is read again, under the batch's lock.
+func (e *Engine) load(ctx context.Context, tx Tx, tenants []string, n *needs) (*workset, error) {
+	if e.store.Shared() {
+		stored, hooks := tx.Versions()
+		var stale []string
+		for _, id := range tenants {
+			var have int64
+			if ts := e.st.tenants[id]; ts != nil {
+				have = ts.version
+			}
+			if stored[id] != have {
+				stale = append(stale, id)
+			}
 		}
-		return tx.Apply(ctx, w)
-	})
-	e.obs.Batch(len(batch), time.Since(start), err)
-	if err == nil {
+		if len(stale) > 0 {
+			records, err := tx.Tenants(ctx, stale)
+			if err != nil {
+				return nil, err
+			}
+			fresh := map[string]*TenantRecord{}
+			for _, r := range records {
+				fresh[r.Tenant.ID] = r
+			}
+			for _, id := range stale {
+				e.st.replace(id, fresh[id])
+			}
+		}
+		if hooks != e.st.webhooksVersion {
+			list, version, err := e.store.LoadWebhooks(ctx)
+			if err != nil {
+				return nil, err
+			}
+			e.st.setWebhooks(list, version)
+		}
+	}
+	have, err := e.st.prepare(ctx, tx, n.consumers)
+	if err != nil {
+		return nil, err
+	}
+	return newWorkset(ctx, e.st, tx, e.now(), n, have)
+}
+
+// fail answers a batch that could not be evaluated: nothing of it was
+// applied.
+func (e *Engine) fail(reqs []*request, start time.Time, err error) {
+	e.obs.Batch(len(reqs), time.Since(start), err)
+	e.log.Error("a batch could not be evaluated; nothing of it was applied", "requests", len(reqs), "err", err)
+	for _, r := range reqs {
+		r.res, r.err = nil, &Error{Code: CodeUnavailable, Message: "the change could not be decided; nothing of it was applied; retry shortly"}
+		e.answer(r)
+	}
+}
+
+func (e *Engine) answer(r *request) {
+	code := Code("")
+	if r.err != nil {
+		code = ErrorCode(r.err)
+	}
+	e.obs.Decided(r.change.Ops[0].Type(), code)
+	close(r.done)
+}
+
+// writeLoop is the writer: it commits the batches the committer hands
+// over, several at once when they wait, in order, and answers them.
+func (e *Engine) writeLoop() {
+	for b := range e.writer {
+		group := []*batch{b}
+	more:
+		for len(group) < 64 {
+			select {
+			case b2, ok := <-e.writer:
+				if !ok {
+					break more
+				}
+				group = append(group, b2)
+			default:
+				break more
+			}
+		}
+		e.write(group)
+	}
+}
+
+func (e *Engine) write(group []*batch) {
+	// Batches decided on a state a failed commit invalidated are refused
+	// without a try: they may depend on what did not commit.
+	var live, stale []*batch
+	for _, b := range group {
+		if b.epoch <= e.brokenEpoch.Load() {
+			stale = append(stale, b)
+		} else {
+			live = append(live, b)
+		}
+	}
+	var txs []Tx
+	var carriers []*batch // the batches whose txs these are
+	for _, b := range live {
+		if b.tx != nil {
+			txs = append(txs, b.tx)
+			carriers = append(carriers, b)
+		}
+	}
+	committed, err := len(txs), error(nil)
+	if len(txs) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CommitTimeout)
+		committed, err = e.store.Commit(ctx, txs)
+		cancel()
+	}
+	// Every batch up to the last committed one (and those that wrote
+	// nothing in between) is done.
+	okUpTo := len(live)
+	if err != nil {
+		okUpTo = slices.Index(live, carriers[committed])
+		e.brokenEpoch.Store(max(e.brokenEpoch.Load(), live[okUpTo].epoch))
+	}
+	for _, b := range live[:okUpTo] {
+		e.obs.Batch(len(b.reqs), time.Since(b.started), nil)
+		for _, v := range b.views {
+			e.views.publish(v)
+		}
+		for _, id := range b.gone {
+			e.views.remove(id)
+		}
+		e.committedBatch.Store(b.seq)
+	}
+	if okUpTo > 0 {
 		e.commitMu.Lock()
 		close(e.committed)
 		e.committed = make(chan struct{})
 		e.commitMu.Unlock()
+		for _, b := range live[:okUpTo] {
+			for _, r := range b.reqs {
+				e.answer(r)
+			}
+			e.inflight.Done()
+		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrRejected) && len(batch) > 1 {
-			// One change's data failed the whole transaction: commit each
-			// change on its own, so only the culprit fails.
-			e.log.Warn("the store refused a batch; committing its changes one by one", "requests", len(batch), "err", err)
-			for _, r := range batch {
-				e.commit([]*request{r})
+		failed := live[okUpTo:]
+		e.failCommit(failed[0], err)
+		for _, b := range failed[1:] {
+			e.refuse(b, "an earlier change it was decided with failed to commit")
+		}
+	}
+	for _, b := range stale {
+		if b.tx != nil {
+			b.tx.Rollback()
+		}
+		e.refuse(b, "an earlier change it was decided with failed to commit")
+	}
+}
+
+// failCommit answers the batch whose commit failed.
+func (e *Engine) failCommit(b *batch, err error) {
+	e.obs.Batch(len(b.reqs), time.Since(b.started), err)
+	if errors.Is(err, ErrRejected) && len(b.reqs) > 1 {
+		// One change's data failed the whole transaction: decide each change
+		// again on its own, once the state is rebuilt, so only the culprit
+		// fails.
+		e.log.Warn("the store refused a batch; committing its changes one by one", "requests", len(b.reqs), "err", err)
+		e.inflight.Done()
+		go func() {
+			for _, r := range b.reqs {
+				e.resubmit(r)
 			}
-			return
-		}
-		// Logged here once for the batch; the answers carry no cause, so
-		// the handlers do not log it once per request.
-		answer := Error{Code: CodeUnavailable, Message: "the change could not be stored; nothing of it was applied; retry shortly"}
-		switch {
-		case errors.Is(err, ErrRejected):
-			answer = Error{Code: CodeInvalid, Message: "the store refused a value of this change"}
-			e.log.Error("the store refused a change", "err", err)
-		case ErrorCode(err) == CodeOutcomeUnknown:
-			answer = Error{Code: CodeOutcomeUnknown, Message: "the change may or may not have been stored: the store's answer to the commit was lost; read its state before retrying"}
-			e.log.Error("commit outcome unknown", "requests", len(batch), "err", err)
-		default:
-			e.log.Error("commit failed; nothing of the batch was applied", "requests", len(batch), "err", err)
-		}
-		for _, r := range batch {
-			a := answer
-			r.res, r.err = nil, &a
-		}
+		}()
+		return
 	}
-	for _, r := range batch {
-		code := Code("")
-		if r.err != nil {
-			code = ErrorCode(r.err)
-		}
-		e.obs.Decided(r.change.Ops[0].Type, code)
+	// Logged here once for the batch; the answers carry no cause, so the
+	// handlers do not log it once per request.
+	answer := Error{Code: CodeUnavailable, Message: "the change could not be stored; nothing of it was applied; retry shortly"}
+	switch {
+	case errors.Is(err, ErrRejected):
+		answer = Error{Code: CodeInvalid, Message: "the store refused a value of this change"}
+		e.log.Error("the store refused a change", "err", err)
+	case ErrorCode(err) == CodeOutcomeUnknown:
+		answer = Error{Code: CodeOutcomeUnknown, Message: "the change may or may not have been stored: the store's answer to the commit was lost; read its state before retrying"}
+		e.log.Error("commit outcome unknown; the batch may have been applied", "requests", len(b.reqs), "err", err)
+	default:
+		e.log.Error("commit failed; nothing of the batch was applied", "requests", len(b.reqs), "err", err)
+	}
+	for _, r := range b.reqs {
+		a := answer
+		r.res, r.err = nil, &a
+		e.answer(r)
+	}
+	e.inflight.Done()
+}
+
+// refuse answers a batch that was not committed because it was decided on
+// the effects of a batch that failed: nothing of it was applied.
+func (e *Engine) refuse(b *batch, why string) {
+	e.obs.Batch(len(b.reqs), time.Since(b.started), errors.New(why))
+	for _, r := range b.reqs {
+		r.res, r.err = nil, &Error{Code: CodeUnavailable, Message: "the change could not be stored (" + why + "); nothing of it was applied; retry shortly"}
+		e.answer(r)
+	}
+	e.inflight.Done()
+}
+
+// resubmit decides a request again, alone: after its batch was refused for
+// another change's data.
+func (e *Engine) resubmit(r *request) {
+	again := &request{change: r.change, alone: true, done: make(chan struct{})}
+	select {
+	case e.system <- again:
+	case <-e.done:
+		r.res, r.err = nil, Errorf(CodeUnavailable, "allot is shutting down")
 		close(r.done)
+		return
 	}
+	<-again.done
+	r.res, r.err = again.res, again.err
+	close(r.done)
 }
 
 // sweepLoop releases reservations whose time ran out. Every allot process
@@ -631,7 +673,7 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 		for chunk := range slices.Chunk(cs, e.cfg.MaxOps) {
 			ops := make([]Op, len(chunk))
 			for i, c := range chunk {
-				ops[i] = Op{Type: OpExpireConsumer, Tenant: c.Tenant, Consumer: c.ID, Generation: c.Generation}
+				ops[i] = &ExpireConsumer{Tenant: c.Tenant, Consumer: c.ID, Generation: c.Generation}
 			}
 			res, err := e.doSystem(ctx, Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reason: "expired", Ops: ops})
 			if err != nil {

@@ -43,7 +43,7 @@ type gatedStore struct {
 	poison string
 }
 
-func (g *gatedStore) Update(ctx context.Context, fn func(context.Context, quota.Tx) error) error {
+func (g *gatedStore) Begin(ctx context.Context, tenants []string) (quota.Tx, error) {
 	g.once.Do(func() {
 		if g.want == 0 {
 			return
@@ -53,23 +53,45 @@ func (g *gatedStore) Update(ctx context.Context, fn func(context.Context, quota.
 			time.Sleep(time.Millisecond)
 		}
 	})
-	return g.Store.Update(ctx, func(ctx context.Context, tx quota.Tx) error {
-		return fn(ctx, &poisonTx{Tx: tx, poison: g.poison})
-	})
+	tx, err := g.Store.Begin(ctx, tenants)
+	if err != nil {
+		return nil, err
+	}
+	return &poisonTx{Tx: tx}, nil
 }
 
+func (g *gatedStore) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
+	inner := make([]quota.Tx, len(txs))
+	for i, t := range txs {
+		p := t.(*poisonTx)
+		for _, w := range p.writes {
+			for _, e := range w.Events {
+				if g.poison != "" && e.Reason == g.poison {
+					for _, t := range txs[i:] {
+						t.Rollback()
+					}
+					n, err := g.Store.Commit(ctx, inner[:i])
+					if err != nil {
+						return n, err
+					}
+					return i, fmt.Errorf("injected: %w: invalid byte sequence", quota.ErrRejected)
+				}
+			}
+		}
+		inner[i] = p.Tx
+	}
+	return g.Store.Commit(ctx, inner)
+}
+
+// poisonTx notes what a batch writes.
 type poisonTx struct {
 	quota.Tx
-	poison string
+	writes []*quota.Writes
 }
 
-func (p *poisonTx) Apply(ctx context.Context, w *quota.Writes) error {
-	for _, e := range w.Events {
-		if p.poison != "" && e.Reason == p.poison {
-			return fmt.Errorf("injected: %w: invalid byte sequence", quota.ErrRejected)
-		}
-	}
-	return p.Tx.Apply(ctx, w)
+func (p *poisonTx) Apply(w *quota.Writes) {
+	p.writes = append(p.writes, w)
+	p.Tx.Apply(w)
 }
 
 func openSQLite(t *testing.T) quota.Store {
@@ -84,13 +106,13 @@ func openSQLite(t *testing.T) quota.Store {
 
 var admin = quota.Actor{Name: "test", Role: quota.RoleAdmin}
 
-func volume(tenant, id string, size int64, ttl time.Duration) quota.Op {
-	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: id,
+func volume(tenant, id string, size int64, ttl time.Duration) *quota.PutConsumer {
+	return &quota.PutConsumer{Tenant: tenant, Consumer: id,
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": size}, TTL: ttl}}
 }
 
 func setHard(tenant, resource string, hard int64) quota.Op {
-	return quota.Op{Type: quota.OpSetQuota, Tenant: tenant, Resource: resource, Quota: quota.QuotaOverride{Hard: &hard}}
+	return &quota.SetQuota{Tenant: tenant, Resource: resource, Quota: quota.QuotaOverride{Hard: &hard}}
 }
 
 // TestARejectedChangeFailsAlone: when the store refuses one change's data,
@@ -100,9 +122,11 @@ func TestARejectedChangeFailsAlone(t *testing.T) {
 	g := &gatedStore{Store: openSQLite(t), poison: "poison"}
 	e := quota.NewEngine(quota.EngineConfig{Store: g, Catalog: quota.DefaultCatalog()})
 	g.waiting = e.QueueDepth
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(ctx)
-	for _, op := range []quota.Op{{Type: quota.OpCreateTenant, Tenant: "t"}, setHard("t", "compute.volumes", 100)} {
+	for _, op := range []quota.Op{&quota.CreateTenant{Tenant: "t"}, setHard("t", "compute.volumes", 100)} {
 		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{op}}); err != nil {
 			t.Fatal(err)
 		}
@@ -163,11 +187,20 @@ func (b *batchCounter) Batch(_ int, _ time.Duration, err error) {
 func (b *batchCounter) Decided(quota.OpType, quota.Code) {}
 func (b *batchCounter) Expired(int)                      {}
 
-// brokenStore fails every write.
-type brokenStore struct{ quota.Store }
+// brokenStore fails every commit once broken.
+type brokenStore struct {
+	quota.Store
+	broken atomic.Bool
+}
 
-func (brokenStore) Update(context.Context, func(context.Context, quota.Tx) error) error {
-	return fmt.Errorf("injected: input/output error")
+func (b *brokenStore) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
+	if !b.broken.Load() {
+		return b.Store.Commit(ctx, txs)
+	}
+	for _, t := range txs {
+		t.Rollback()
+	}
+	return 0, fmt.Errorf("injected: input/output error")
 }
 
 // TestAFailedCommitIsLoggedOnce: a batch that fails is one log line, and
@@ -175,12 +208,22 @@ func (brokenStore) Update(context.Context, func(context.Context, quota.Tx) error
 func TestAFailedCommitIsLoggedOnce(t *testing.T) {
 	ctx := context.Background()
 	h := &countingHandler{Handler: slog.DiscardHandler}
-	g := &gatedStore{Store: brokenStore{openSQLite(t)}}
+	broken := &brokenStore{Store: openSQLite(t)}
+	g := &gatedStore{Store: broken}
 	obs := &batchCounter{}
 	e := quota.NewEngine(quota.EngineConfig{Store: g, Catalog: quota.DefaultCatalog(), Logger: slog.New(h), Observer: obs})
-	g.waiting, g.want = e.QueueDepth, 40
-	e.Start()
+	g.waiting = e.QueueDepth
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(ctx)
+	for _, op := range []quota.Op{&quota.CreateTenant{Tenant: "t"}, setHard("t", "compute.volumes", 100)} {
+		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{op}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken.broken.Store(true)
+	g.once, g.want = sync.Once{}, 40
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := range 50 {
@@ -194,8 +237,9 @@ func TestAFailedCommitIsLoggedOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Each failed batch is one line, whatever the number of its changes.
-	if n, batches := h.n.Load(), obs.failed.Load(); n != batches || n > 5 {
+	// Each failed commit is one line, whatever the number of its changes;
+	// the batches after it are refused without one.
+	if n, batches := h.n.Load(), obs.failed.Load(); n == 0 || n > batches || n > 5 {
 		t.Fatalf("%d log lines for %d failed changes in %d batches, want one a batch", n, failed.Load(), batches)
 	}
 }
@@ -208,7 +252,9 @@ func TestTheSweeperKeepsUpWithASmallQueue(t *testing.T) {
 	st := openSQLite(t)
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Now: clock.Now,
 		QueueSize: 16, SweepInterval: time.Hour})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(ctx)
 	must := func(ops ...quota.Op) {
 		t.Helper()
@@ -216,7 +262,7 @@ func TestTheSweeperKeepsUpWithASmallQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(quota.Op{Type: quota.OpCreateTenant, Tenant: "t"})
+	must(&quota.CreateTenant{Tenant: "t"})
 	must(setHard("t", "compute.volumes", 1000), setHard("t", "compute.total_volume_mb", 1<<20))
 	for i := range 600 {
 		must(volume("t", fmt.Sprint("r", i), 2, time.Minute))
@@ -254,12 +300,14 @@ func TestExpiryIsDecidedByTime(t *testing.T) {
 	clock := &testClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	st := openSQLite(t)
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Now: clock.Now, SweepInterval: time.Hour})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(ctx)
 	do := func(ops ...quota.Op) (*quota.Result, error) {
 		return e.Do(ctx, quota.Change{Actor: admin, Ops: ops})
 	}
-	if _, err := do(quota.Op{Type: quota.OpCreateTenant, Tenant: "t"}); err != nil {
+	if _, err := do(&quota.CreateTenant{Tenant: "t"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := do(setHard("t", "compute.volumes", 2)); err != nil {
@@ -297,7 +345,7 @@ func TestExpiryIsDecidedByTime(t *testing.T) {
 			last[0].Type, last[0].Subject, last[1].Type, last[1].Subject)
 	}
 	// Deleting an expired reservation finds nothing to delete.
-	if _, err := do(quota.Op{Type: quota.OpDeleteConsumer, Tenant: "t", Consumer: "res-b"}); quota.ErrorCode(err) != quota.CodeNotFound {
+	if _, err := do(&quota.DeleteConsumer{Tenant: "t", Consumer: "res-b"}); quota.ErrorCode(err) != quota.CodeNotFound {
 		t.Fatalf("deleting an expired reservation: %v, want not_found", err)
 	}
 	if n, err := e.Sweep(ctx); n != 1 || err != nil {

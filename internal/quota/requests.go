@@ -37,77 +37,7 @@ type RequestStep struct {
 	Comment string        `json:"comment,omitempty"`
 }
 
-// request evaluates a tenant's request for a new hard quota.
-func (ws *workset) request(ch Change, op Op) (OpResult, error) {
-	t, err := ws.tenant(op.Tenant)
-	if err != nil {
-		return OpResult{}, err
-	}
-	res := ws.cat.Resource(op.Resource)
-	if rg := ws.cat.Requestable(t, res); !rg.Contains(op.Value) {
-		return OpResult{}, Errorf(CodeOutsideRange, "%s may be requested from %d to %d, not %d", res.Name, rg.Min, rg.Max, op.Value)
-	}
-	if used := ws.usage[op.Tenant][res.Name]; op.Value < used {
-		return OpResult{}, Errorf(CodeBelowUsage, "%s is %d in use; a hard quota of %d would be below that", res.Name, used, op.Value)
-	}
-	open := ws.openRequest(op.Tenant, res.Name)
-	if open != nil && open.Value == op.Value {
-		return OpResult{Request: open, Usage: ws.usageOf(op.Tenant)}, nil
-	}
-	if open != nil {
-		old := *open
-		old.Status, old.UpdatedAt = RequestSuperseded, ws.now
-		old.History = append(slices.Clip(old.History), RequestStep{ws.now, ch.Actor.Name, RequestSuperseded, "replaced by " + op.ID})
-		ws.setRequest(&old)
-		ws.event(ch, EventRequestSupersede, op.Tenant, old.ID, requestView(open), requestView(&old))
-	}
-	r := &Request{
-		ID: op.ID, Tenant: op.Tenant, Resource: res.Name, Value: op.Value, Reason: ch.Reason,
-		Status: RequestPending, RequestedBy: ch.Actor.Name, CreatedAt: ws.now, UpdatedAt: ws.now,
-		History: []RequestStep{{ws.now, ch.Actor.Name, RequestPending, ch.Reason}},
-	}
-	ws.setRequest(r)
-	ws.event(ch, EventRequestCreate, op.Tenant, r.ID, nil, requestView(r))
-	if res.Policy != "auto" {
-		return OpResult{Request: r, Created: true, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
-	}
-	approved, err := ws.approve(ch, r, Actor{Name: "allot", Role: RoleSystem}, "approved automatically: the resource's policy is auto")
-	if err != nil {
-		return OpResult{}, err
-	}
-	return OpResult{Request: approved, Tenant: ws.tenants[op.Tenant], Created: true, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
-}
 
-// decide approves or denies a pending request.
-func (ws *workset) decide(ch Change, op Op) (OpResult, error) {
-	if _, err := ws.tenant(op.Tenant); err != nil {
-		return OpResult{}, err
-	}
-	r := ws.requests[op.ID]
-	if r == nil || r.Tenant != op.Tenant {
-		return OpResult{}, Errorf(CodeNotFound, "request %q not found", op.ID)
-	}
-	if r.Status != RequestPending {
-		return OpResult{}, Errorf(CodeConflict, "request %s is %s, not pending", r.ID, r.Status)
-	}
-	if !op.Approve {
-		d := *r
-		d.Status, d.UpdatedAt = RequestDenied, ws.now
-		d.History = append(slices.Clip(d.History), RequestStep{ws.now, ch.Actor.Name, RequestDenied, op.Comment})
-		ws.setRequest(&d)
-		ws.event(ch, EventRequestDeny, op.Tenant, r.ID, requestView(r), requestView(&d))
-		return OpResult{Request: &d, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
-	}
-	// Usage may have grown since the request was made.
-	if used := ws.usage[op.Tenant][r.Resource]; r.Value < used {
-		return OpResult{}, Errorf(CodeBelowUsage, "%s is %d in use now; a hard quota of %d would be below that", r.Resource, used, r.Value)
-	}
-	a, err := ws.approve(ch, r, ch.Actor, op.Comment)
-	if err != nil {
-		return OpResult{}, err
-	}
-	return OpResult{Request: a, Tenant: ws.tenants[op.Tenant], Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
-}
 
 // approve applies a request's value as the tenant's hard quota.
 func (ws *workset) approve(ch Change, r *Request, by Actor, comment string) (*Request, error) {
@@ -117,9 +47,9 @@ func (ws *workset) approve(ch Change, r *Request, by Actor, comment string) (*Re
 	ws.setRequest(&a)
 	decided := ch
 	decided.Actor, decided.Reason = by, "request "+r.ID
-	ws.event(decided, EventRequestApprove, r.Tenant, r.ID, requestView(r), requestView(&a))
+	ws.event(&decided, EventRequestApprove, r.Tenant, r.ID, requestView(r), requestView(&a))
 	hard := r.Value
-	if _, err := ws.setQuota(decided, Op{Type: OpSetQuota, Tenant: r.Tenant, Resource: r.Resource, Quota: QuotaOverride{Hard: &hard}}); err != nil {
+	if _, err := (&SetQuota{Tenant: r.Tenant, Resource: r.Resource, Quota: QuotaOverride{Hard: &hard}}).apply(ws, &decided); err != nil {
 		return nil, err
 	}
 	return &a, nil

@@ -9,14 +9,33 @@ import (
 // Store is what allot keeps durably. Implementations: internal/sqlite and
 // internal/postgres, both held to internal/storetest.
 //
-// Every write goes through Update, and only the Engine calls it, so the rules
-// of what may change live in one place. Reads see committed data only.
+// Every change goes through the engine, which keeps the state it decides on
+// in memory and writes what each batch changed: Begin a transaction for the
+// batch's tenants, Apply its writes, Commit. Reads see committed data only.
 type Store interface {
-	// Update runs fn in one write transaction and commits it durably; if fn
-	// or the commit fails, nothing of it is kept. The transaction must be
-	// serializable with respect to every other Update on the same database,
-	// from any process: Tx.LockTenants provides that.
-	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Shared reports whether other processes may write the database: then
+	// Begin locks tenants and reports their versions, so the engine can
+	// tell what another process changed. A store that is not shared has
+	// one process as its only writer.
+	Shared() bool
+	// LoadTenants reads tenants (every one, for ids nil) with their
+	// overrides, usage and versions, for the engine's memory.
+	LoadTenants(ctx context.Context, ids []string) ([]*TenantRecord, error)
+	// LoadWebhooks reads every subscription and their version.
+	LoadWebhooks(ctx context.Context) ([]*Webhook, int64, error)
+	// Begin starts the transaction of one batch that touches tenants. A
+	// shared store locks them (in sorted order, so no two transactions
+	// deadlock) until the transaction ends.
+	Begin(ctx context.Context, tenants []string) (Tx, error)
+	// Commit makes transactions durable, in order, and returns how many
+	// it committed: each one after a failed one is rolled back, since it
+	// was decided on the failed one's effects. An error whose outcome is
+	// not known is CodeOutcomeUnknown.
+	Commit(ctx context.Context, txs []Tx) (int, error)
+	// Watch calls changed with the tenants other processes change, as they
+	// commit (nil: it cannot tell which, so all), until ctx ends. A store
+	// that is not shared returns at once.
+	Watch(ctx context.Context, changed func(tenants []string)) error
 
 	Tenant(ctx context.Context, id string) (*Tenant, error) // CodeNotFound if absent
 	Tenants(ctx context.Context) ([]*Tenant, error)         // ordered by ID
@@ -55,24 +74,37 @@ type Store interface {
 	Close() error
 }
 
-// Tx is one write transaction. Reads take sets of keys so that a batch of
-// claims costs a handful of round trips, not a few per claim.
+// TenantRecord is a tenant as the engine keeps it.
+type TenantRecord struct {
+	Tenant  *Tenant
+	Usage   map[string]int64
+	Version int64 // increased by every commit that changes the tenant
+}
+
+// Tx is the transaction of one batch. Its reads see what is committed (a
+// shared store's, under the batch's locks); reads take sets of keys, so a
+// batch costs a handful of round trips, not a few per claim.
 type Tx interface {
-	// LockTenants locks the named tenants, in sorted order so that two
-	// transactions can never deadlock, and returns those that exist.
-	LockTenants(ctx context.Context, ids []string) (map[string]*Tenant, error)
-	Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error)
+	// Versions are the versions of the batch's tenants as stored (0: the
+	// tenant does not exist) and of the webhooks; a store that is not
+	// shared reports none.
+	Versions() (tenants map[string]int64, webhooks int64)
+	// Tenants reads tenants again, after another process changed them.
+	Tenants(ctx context.Context, ids []string) ([]*TenantRecord, error)
 	Consumers(ctx context.Context, keys []ConsumerKey) (map[ConsumerKey]*Consumer, error)
-	// CountConsumers counts a locked tenant's consumers.
+	// TenantConsumers lists up to limit of a tenant's consumers, of the
+	// given kinds (nil: all).
+	TenantConsumers(ctx context.Context, tenant string, kinds []string, limit int) ([]*Consumer, error)
+	// CountConsumers counts a tenant's consumers.
 	CountConsumers(ctx context.Context, tenant string) (int64, error)
 	Tokens(ctx context.Context, names []string) (map[string]*Token, error)
 	// Requests returns the requests named by ids and every pending request
-	// of the (locked) tenants.
+	// of the tenants.
 	Requests(ctx context.Context, tenants, ids []string) (map[string]*Request, error)
-	// TenantConsumers lists a locked tenant's consumers of the given kinds.
-	TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*Consumer, error)
-	Webhooks(ctx context.Context) ([]*Webhook, error)
-	Apply(ctx context.Context, w *Writes) error
+	// Apply records what the batch writes; Store.Commit writes it.
+	Apply(w *Writes)
+	// Rollback ends a transaction that will not be committed.
+	Rollback()
 }
 
 // Writes is everything one batch changes, applied in the order of the fields.
@@ -92,6 +124,11 @@ type Writes struct {
 	// Deliveries queue events for webhooks (the outbox), in the same
 	// transaction as the events.
 	Deliveries []DeliveryRow
+	// Versions are the new versions of the tenants the batch changed, and
+	// WebhooksVersion the webhooks' (0: unchanged); written by shared
+	// stores only.
+	Versions        map[string]int64
+	WebhooksVersion int64
 }
 
 // DeliveryRow queues Events[Event] for a webhook.

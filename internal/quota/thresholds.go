@@ -6,19 +6,6 @@ import (
 	"strings"
 )
 
-func (ws *workset) setThresholds(ch Change, op Op) (OpResult, error) {
-	t, err := ws.tenant(op.Tenant)
-	if err != nil {
-		return OpResult{}, err
-	}
-	before := ws.cat.TenantThresholds(t)
-	nt := cloneTenant(t)
-	nt.Thresholds = op.Thresholds
-	ws.newThresholds[op.Tenant] = true
-	ws.setTenant(op.Tenant, nt)
-	ws.event(ch, EventThresholdsSet, op.Tenant, op.Tenant, before, ws.cat.TenantThresholds(nt))
-	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
-}
 
 // usageMark is a resource's usage and hard quota at a moment.
 type usageMark struct{ used, hard int64 }
@@ -66,7 +53,7 @@ type thresholdView struct {
 // notify records a quota.threshold event for every threshold the running
 // change crossed, either way, on the resources it touched. A change of the
 // thresholds themselves is a new baseline, not a crossing.
-func (ws *workset) notify(ch Change) {
+func (ws *workset) notify(ch *Change) {
 	keys := make([][2]string, 0, len(ws.touched))
 	for k := range ws.touched {
 		keys = append(keys, k)

@@ -33,28 +33,7 @@ type Delivery struct {
 	CreatedAt time.Time
 }
 
-func (ws *workset) putWebhook(ch Change, op Op) (OpResult, error) {
-	if op.Webhook.Tenant != "" {
-		if _, err := ws.tenant(op.Webhook.Tenant); err != nil {
-			return OpResult{}, err
-		}
-	}
-	h := *op.Webhook
-	h.CreatedAt = ws.now
-	ws.setWebhook(h.ID, &h)
-	ws.event(ch, EventWebhookCreate, h.Tenant, h.ID, nil, webhookView{h.URL, h.Events, h.Tenant})
-	return OpResult{Webhook: &h, Created: true, Changed: true}, nil
-}
 
-func (ws *workset) deleteWebhook(ch Change, op Op) (OpResult, error) {
-	h := ws.webhooks[op.ID]
-	if h == nil {
-		return OpResult{}, Errorf(CodeNotFound, "webhook %q not found", op.ID)
-	}
-	ws.setWebhook(op.ID, nil)
-	ws.event(ch, EventWebhookDelete, h.Tenant, h.ID, webhookView{h.URL, h.Events, h.Tenant}, nil)
-	return OpResult{Webhook: h, Changed: true}, nil
-}
 
 func (ws *workset) setWebhook(id string, h *Webhook) {
 	old, had := ws.webhooks[id]

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"sync"
@@ -200,9 +199,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tenantUsage is the opt-in per-tenant collector: it reads usage and hard
-// quotas from the store at scrape time, so it costs nothing between scrapes.
+// quotas from the engine's views at scrape time, so it costs nothing
+// between scrapes.
 type tenantUsage struct {
-	store quota.Store
+	views interface{ Views() []*quota.TenantView }
 	cat   *quota.Catalog
 	used  *prometheus.Desc
 	hard  *prometheus.Desc
@@ -210,9 +210,9 @@ type tenantUsage struct {
 
 // WatchTenants adds allot_tenant_usage and allot_tenant_hard gauges per
 // tenant and resource.
-func (m *Metrics) WatchTenants(store quota.Store, cat *quota.Catalog) {
+func (m *Metrics) WatchTenants(views interface{ Views() []*quota.TenantView }, cat *quota.Catalog) {
 	m.registry.MustRegister(&tenantUsage{
-		store: store, cat: cat,
+		views: views, cat: cat,
 		used: prometheus.NewDesc("allot_tenant_usage", "A tenant's use of a resource.", []string{"tenant", "resource"}, nil),
 		hard: prometheus.NewDesc("allot_tenant_hard", "A tenant's hard quota of a resource.", []string{"tenant", "resource"}, nil),
 	})
@@ -221,22 +221,10 @@ func (m *Metrics) WatchTenants(store quota.Store, cat *quota.Catalog) {
 func (c *tenantUsage) Describe(ch chan<- *prometheus.Desc) { ch <- c.used; ch <- c.hard }
 
 func (c *tenantUsage) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	tenants, err := c.store.Tenants(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.used, err)
-		return
-	}
-	for _, t := range tenants {
-		used, err := c.store.Usage(ctx, t.ID)
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(c.used, err)
-			return
-		}
+	for _, v := range c.views.Views() {
 		for _, res := range c.cat.Resources {
-			ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(used[res.Name]), t.ID, res.Name)
-			ch <- prometheus.MustNewConstMetric(c.hard, prometheus.GaugeValue, float64(c.cat.Hard(t, res)), t.ID, res.Name)
+			ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(v.Usage[res.Name]), v.Tenant.ID, res.Name)
+			ch <- prometheus.MustNewConstMetric(c.hard, prometheus.GaugeValue, float64(c.cat.Hard(v.Tenant, res)), v.Tenant.ID, res.Name)
 		}
 	}
 }

@@ -150,13 +150,15 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	r.Store = store
 
 	r.Metrics = NewMetrics()
-	if cfg.TenantMetrics {
-		r.Metrics.WatchTenants(store, cfg.Catalog)
-	}
 	r.Engine = quota.NewEngine(quota.EngineConfig{Store: store, Catalog: cfg.Catalog, Logger: cfg.Logger, Now: cfg.Now,
 		Observer: r.Metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxOps, SweepInterval: cfg.SweepInterval})
-	r.Engine.Start()
+	if err := r.Engine.Start(ctx); err != nil {
+		return nil, fmt.Errorf("loading the state: %w", err)
+	}
 	r.closers = append(r.closers, r.Engine.Stop)
+	if cfg.TenantMetrics {
+		r.Metrics.WatchTenants(r.Engine, cfg.Catalog)
+	}
 
 	deliverCtx, stopDelivering := context.WithCancel(context.Background())
 	delivered := make(chan struct{})

@@ -63,12 +63,12 @@ func newHandler(d deps) (http.Handler, func(), error) {
 	if d.Dashboard != nil {
 		mux.Handle("/ui/", d.Dashboard(native.Handler()))
 	}
-	kraft, err := kraftcloud.New(kraftcloud.Config{Store: d.Store, Catalog: d.Engine.Catalog(), Logger: d.Logger})
+	kraft, err := kraftcloud.New(kraftcloud.Config{Store: d.Store, Tenants: d.Engine, Catalog: d.Engine.Catalog(), Logger: d.Logger})
 	if err != nil {
 		return nil, nil, err
 	}
 	mux.Handle("/v1/", kraft.Handler())
-	huawei, err := dcs.New(dcs.Config{Store: d.Store, Catalog: d.Engine.Catalog(), Sealer: d.Sealer, Now: d.Now, Logger: d.Logger})
+	huawei, err := dcs.New(dcs.Config{Store: d.Store, Tenants: d.Engine, Catalog: d.Engine.Catalog(), Sealer: d.Sealer, Now: d.Now, Logger: d.Logger})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -136,7 +136,7 @@ func TestPerTenantMetricsAreOptIn(t *testing.T) {
 	if _, err := c.PutConsumer(t.Context(), "acme", "v1", client.PutConsumerRequest{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}}, client.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	srv.Metrics.WatchTenants(srv.Store, srv.Engine.Catalog())
+	srv.Metrics.WatchTenants(srv.Engine, srv.Engine.Catalog())
 	m := scrape(t, srv.URL)
 	if got := m[`allot_tenant_usage{resource="compute.total_volume_mb",tenant="acme"}`]; got != 10 {
 		t.Errorf("usage gauge = %v, want 10", got)
@@ -220,11 +220,14 @@ type failingStore struct {
 	broken atomic.Bool
 }
 
-func (f *failingStore) Update(ctx context.Context, fn func(context.Context, quota.Tx) error) error {
+func (f *failingStore) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
 	if f.broken.Load() {
-		return errors.New("injected: input/output error")
+		for _, t := range txs {
+			t.Rollback()
+		}
+		return 0, errors.New("injected: input/output error")
 	}
-	return f.Store.Update(ctx, fn)
+	return f.Store.Commit(ctx, txs)
 }
 
 func TestAFailingStoreAcknowledgesNothing(t *testing.T) {

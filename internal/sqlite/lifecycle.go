@@ -74,29 +74,6 @@ func loadWebhooks(ctx context.Context, q querier, region string) ([]*quota.Webho
 	return out, nil
 }
 
-func (t *tx) Requests(ctx context.Context, tenants, ids []string) (map[string]*quota.Request, error) {
-	rs, err := loadRequests(ctx, t.prepared(), `SELECT `+requestColumns+` FROM requests WHERE region = ? AND
-		(id IN (SELECT value FROM json_each(?)) OR (status = 'pending' AND tenant IN (SELECT value FROM json_each(?))))`,
-		t.s.region, jsonList(ids), jsonList(tenants))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*quota.Request, len(rs))
-	for _, r := range rs {
-		out[r.ID] = r
-	}
-	return out, nil
-}
-
-func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*quota.Consumer, error) {
-	return loadConsumers(ctx, t.prepared(), `SELECT `+consumerColumns+` FROM consumers
-		WHERE region = ? AND tenant = ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY id`, t.s.region, tenant, jsonList(kinds))
-}
-
-func (t *tx) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
-	return loadWebhooks(ctx, t.prepared(), t.s.region)
-}
-
 // applyLifecycle writes requests and webhooks.
 func (t *tx) applyLifecycle(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region

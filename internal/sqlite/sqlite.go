@@ -18,7 +18,7 @@ import (
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
+	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
 
 	"github.com/allot-dev/allot/internal/quota"
 )
@@ -182,31 +182,53 @@ func (s *Store) migrate(ctx context.Context) error {
 // immediate runs fn between BEGIN IMMEDIATE and COMMIT on the writer
 // connection. IMMEDIATE takes the write lock at the start, so the reads fn
 // makes cannot be invalidated by another process before it commits.
+//
+// A failed COMMIT is followed by a ROLLBACK: if that succeeds, nothing was
+// committed; if SQLite says no transaction is left, it ended the
+// transaction itself and whether it committed is not known.
 func (s *Store) immediate(ctx context.Context, fn func() error) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	committing := false
 	defer func() {
-		if err != nil {
-			if _, rbErr := s.conn.ExecContext(context.Background(), "ROLLBACK"); rbErr != nil {
-				s.log.Error("sqlite: rollback failed", "err", rbErr)
+		if err == nil {
+			return
+		}
+		if _, rbErr := s.conn.ExecContext(context.Background(), "ROLLBACK"); rbErr != nil {
+			if committing {
+				err = quota.OutcomeUnknown(fmt.Errorf("sqlite: %w (and the rollback after it: %v)", err, rbErr))
+				return
 			}
+			s.log.Error("sqlite: rollback failed", "err", rbErr)
 		}
 	}()
 	if err := fn(); err != nil {
 		return err
 	}
+	committing = true
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-// Update implements quota.Store.
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx quota.Tx) error) error {
-	return s.immediate(ctx, func() error { return fn(ctx, &tx{s}) })
+// classify marks an error that blames a value of the batch (a constraint,
+// a value too big) as quota.ErrRejected.
+func classify(err error) error {
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 18, 19, 20: // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH
+			return fmt.Errorf("sqlite: %w: %w", quota.ErrRejected, err)
+		}
+	}
+	if _, ok := errors.AsType[*quota.Error](err); ok {
+		return err
+	}
+	return fmt.Errorf("sqlite: %w", err)
 }
 
 // stmt returns the prepared statement for query on the writer connection.

@@ -91,8 +91,10 @@ func TestRegionsAreSeparate(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog()})
-		e.Start()
-		if _, err := e.Do(ctx, quota.Change{Ops: []quota.Op{{Type: quota.OpCreateTenant, Tenant: "t-" + region}}}); err != nil {
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Do(ctx, quota.Change{Ops: []quota.Op{&quota.CreateTenant{Tenant: "t-" + region}}}); err != nil {
 			t.Fatal(err)
 		}
 		ts, _ := st.Tenants(ctx)

@@ -10,78 +10,12 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 )
 
-// tx is one IMMEDIATE transaction on the writer connection.
+// tx writes within one IMMEDIATE transaction on the writer connection.
 type tx struct{ s *Store }
-
-// LockTenants implements quota.Tx. The IMMEDIATE transaction already holds
-// the database's write lock, which is the lock on every tenant at once.
-func (t *tx) LockTenants(ctx context.Context, ids []string) (map[string]*quota.Tenant, error) {
-	return loadTenants(ctx, t.prepared(), t.s.region, ids)
-}
-
-func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string]int64, error) {
-	return loadUsage(ctx, t.prepared(), t.s.region, tenants)
-}
-
-func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
-	out := make(map[quota.ConsumerKey]*quota.Consumer, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	pairs := make([][2]string, len(keys))
-	for i, k := range keys {
-		pairs[i] = [2]string{k.Tenant, k.ID}
-	}
-	// One statement for the batch: CROSS JOIN makes SQLite walk the key list
-	// and probe the primary key for each (a plain JOIN lets it scan the
-	// table instead), without a statement's overhead per key.
-	cs, err := loadConsumers(ctx, t.prepared(), `SELECT `+prefixed("c.", consumerColumns)+` FROM json_each(?) AS k
-		CROSS JOIN consumers AS c ON c.region = ? AND c.tenant = k.value ->> 0 AND c.id = k.value ->> 1`, jsonList(pairs), t.s.region)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range cs {
-		out[c.Key()] = c
-	}
-	return out, nil
-}
 
 // prefixed qualifies a column list with a table alias.
 func prefixed(alias, columns string) string {
 	return alias + strings.ReplaceAll(columns, ", ", ", "+alias)
-}
-
-// prepared is a querier over the writer connection's prepared statements:
-// the committer runs the same few queries for every batch.
-func (t *tx) prepared() querier { return writerQuerier{t.s} }
-
-type writerQuerier struct{ s *Store }
-
-func (q writerQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := q.s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
-}
-
-func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
-	var n int64
-	err := t.s.conn.QueryRowContext(ctx, `SELECT count(*) FROM consumers WHERE region = ? AND tenant = ?`, t.s.region, tenant).Scan(&n)
-	return n, err
-}
-
-func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {
-	ts, err := loadTokens(ctx, t.prepared(), `SELECT `+tokenColumns+` FROM tokens
-		WHERE region = ? AND name IN (SELECT value FROM json_each(?))`, t.s.region, jsonList(names))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*quota.Token, len(ts))
-	for _, tok := range ts {
-		out[tok.Name] = tok
-	}
-	return out, nil
 }
 
 // exec runs a prepared statement of the writer connection.
@@ -94,8 +28,8 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
-// Apply implements quota.Tx.
-func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
+// apply writes one batch's changes.
+func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 	r := t.s.region
 	for _, id := range w.DeleteTenants {
 		if err := t.exec(ctx, `DELETE FROM outbox WHERE region = ? AND webhook IN (SELECT id FROM webhooks WHERE region = ? AND tenant = ?)`, r, r, id); err != nil {
@@ -138,9 +72,14 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing limit override: %w", err)
 		}
 	}
-	for _, k := range w.DeleteConsumers {
-		if err := t.exec(ctx, `DELETE FROM consumers WHERE region = ? AND tenant = ? AND id = ?`, r, k.Tenant, k.ID); err != nil {
-			return fmt.Errorf("deleting consumer: %w", err)
+	if len(w.DeleteConsumers) > 0 {
+		rows := make([][]any, len(w.DeleteConsumers))
+		for i, k := range w.DeleteConsumers {
+			rows[i] = []any{k.Tenant, k.ID}
+		}
+		err := t.insertRows(ctx, `DELETE FROM consumers WHERE region = '`+sqlString(r)+`' AND (tenant, id) IN (`, `)`, rows, nil)
+		if err != nil {
+			return fmt.Errorf("deleting consumers: %w", err)
 		}
 	}
 	// The rows a batch writes most (consumers, usage, events) go in one
@@ -269,6 +208,10 @@ func (t *tx) insertRows(ctx context.Context, head, tail string, rows [][]any, do
 	}
 	return nil
 }
+
+// sqlString quotes s as an SQL string literal's content. Regions are
+// identifiers (no quotes), so this only guards the form.
+func sqlString(s string) string { return strings.ReplaceAll(s, "'", "''") }
 
 // valuesClause is " VALUES (?, …), …" for n rows of cols columns.
 func valuesClause(n, cols int) string {

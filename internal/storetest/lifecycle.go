@@ -54,11 +54,11 @@ func CheckLedger(t testing.TB, st quota.Store) {
 }
 
 func request(tenant, res string, value int64) quota.Op {
-	return quota.Op{Type: quota.OpRequest, Tenant: tenant, Resource: res, Value: value}
+	return &quota.RequestQuota{Tenant: tenant, Resource: res, Value: value}
 }
 
 func decide(tenant, id string, approve bool) quota.Op {
-	return quota.Op{Type: quota.OpDecide, Tenant: tenant, ID: id, Approve: approve, Comment: "ok"}
+	return &quota.Decide{Tenant: tenant, ID: id, Approve: approve, Comment: "ok"}
 }
 
 func (h *harness) hard(tenant, res string) int64 {
@@ -220,14 +220,14 @@ func testThresholds(t *testing.T, h *harness) {
 	step("90% again", []string{"compute.volumes 100 down"}, del("t", "v1"))
 	step("70%", []string{"compute.volumes 80 down"}, del("t", "v2"), del("t", "v3"))
 	step("a lower quota crosses both", []string{"compute.volumes 80 up", "compute.volumes 100 up"}, setHard("t", "compute.volumes", 5))
-	step("own thresholds: no crossing is invented", nil, quota.Op{Type: quota.OpSetThresholds, Tenant: "t", Thresholds: []int64{50, 90, 150}})
+	step("own thresholds: no crossing is invented", nil, &quota.SetThresholds{Tenant: "t", Thresholds: []int64{50, 90, 150}})
 	step("175%", []string{"compute.volumes 150 up"}, setHard("t", "compute.volumes", 4))
 }
 
 func testReconcile(t *testing.T, h *harness) {
 	h.must(createTenant("t", "free")) // 2 instances, 512 MB live memory
 	h.must(instance("t", "kept", "running", 128), instance("t", "gone", "running", 128), volume("t", "vol", 10))
-	inv := quota.Op{Type: quota.OpReconcile, Tenant: "t", Kinds: []string{"compute.instance"}, Inventory: []quota.InventoryItem{
+	inv := &quota.Reconcile{Tenant: "t", Kinds: []string{"compute.instance"}, Inventory: []quota.InventoryItem{
 		{ID: "kept", Spec: quota.Spec{Kind: "compute.instance", State: "running", Attributes: map[string]int64{"memory_mb": 256}}},
 		{ID: "new-1", Spec: quota.Spec{Kind: "compute.instance", State: "running", Attributes: map[string]int64{"memory_mb": 256}}},
 		{ID: "new-2", Spec: quota.Spec{Kind: "compute.instance", State: "running", Attributes: map[string]int64{"memory_mb": 4096}}},
@@ -264,7 +264,7 @@ func testReconcile(t *testing.T, h *harness) {
 		t.Fatalf("reconciling twice changed %+v", r.Reconcile)
 	}
 	// Drift the other way: everything went away.
-	r := h.must(quota.Op{Type: quota.OpReconcile, Tenant: "t", Kinds: []string{"compute.instance"}}).Ops[0]
+	r := h.must(&quota.Reconcile{Tenant: "t", Kinds: []string{"compute.instance"}}).Ops[0]
 	if len(r.Reconcile.Deleted) != 3 || r.Usage["compute.instances"] != 0 {
 		t.Fatalf("emptying: %+v %v", r.Reconcile, r.Usage)
 	}
@@ -315,8 +315,8 @@ func testLedgerReplay(t *testing.T, h *harness) {
 func testOutbox(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	h.must(createTenant("u", ""))
-	h.must(quota.Op{Type: quota.OpPutWebhook, Webhook: &quota.Webhook{URL: "http://127.0.0.1:1/all", Events: []string{"*"}, Sealed: []byte("x")}})
-	h.must(quota.Op{Type: quota.OpPutWebhook, Webhook: &quota.Webhook{URL: "http://127.0.0.1:1/u", Events: []string{"consumer.put"}, Tenant: "u", Sealed: []byte("x")}})
+	h.must(&quota.PutWebhook{Webhook: &quota.Webhook{URL: "http://127.0.0.1:1/all", Events: []string{"*"}, Sealed: []byte("x")}})
+	h.must(&quota.PutWebhook{Webhook: &quota.Webhook{URL: "http://127.0.0.1:1/u", Events: []string{"consumer.put"}, Tenant: "u", Sealed: []byte("x")}})
 	hooks, err := h.store.Webhooks(h.ctx)
 	if err != nil || len(hooks) != 2 {
 		t.Fatalf("webhooks: %v %v", hooks, err)
@@ -393,7 +393,7 @@ func testOutbox(t *testing.T, h *harness) {
 	}
 	// Deleting a webhook drops what it had pending.
 	h.must(volume("u", "v2", 2))
-	h.must(quota.Op{Type: quota.OpDeleteWebhook, ID: hooks[1].ID})
+	h.must(&quota.DeleteWebhook{ID: hooks[1].ID})
 	for _, d := range mustLease(t, h, now) {
 		if d.Webhook.ID == hooks[1].ID {
 			t.Fatalf("a deleted webhook still has deliveries")
@@ -419,7 +419,7 @@ func testPlanChange(t *testing.T, h *harness) {
 	h.must(createTenant("t", "")) // compute.instances: 10 by the catalog
 	h.must(instance("t", "a", "stopped", 16), instance("t", "b", "stopped", 16), instance("t", "c", "stopped", 16))
 	seq := h.lastSeq()
-	res := h.must(quota.Op{Type: quota.OpUpdateTenant, Tenant: "t", Plan: "free", Name: "Renamed"}) // free: 2 instances
+	res := h.must(&quota.UpdateTenant{Tenant: "t", Plan: "free", Name: "Renamed"}) // free: 2 instances
 	if tn := res.Ops[0].Tenant; tn.Plan != "free" || tn.Name != "Renamed" {
 		t.Fatalf("after the update: %+v", tn)
 	}
@@ -432,17 +432,17 @@ func testPlanChange(t *testing.T, h *harness) {
 	}
 	h.refused(quota.CodeQuotaExceeded, instance("t", "d", "stopped", 16)) // over the new plan: no growth
 	h.must(del("t", "a"))                                                 // shrinking is always allowed
-	if r := h.must(quota.Op{Type: quota.OpUpdateTenant, Tenant: "t", Plan: "free"}); r.Ops[0].Changed {
+	if r := h.must(&quota.UpdateTenant{Tenant: "t", Plan: "free"}); r.Ops[0].Changed {
 		t.Fatal("the same plan again changed something")
 	}
-	h.must(quota.Op{Type: quota.OpUpdateTenant, Tenant: "t", Plan: "-"})
+	h.must(&quota.UpdateTenant{Tenant: "t", Plan: "-"})
 	if got := h.hard("t", "compute.instances"); got != 10 {
 		t.Fatalf("hard with no plan: %d, want 10", got)
 	}
-	if _, err := h.do(quota.Op{Type: quota.OpUpdateTenant, Tenant: "t", Plan: "gold"}); quota.ErrorCode(err) != quota.CodeInvalid {
+	if _, err := h.do(&quota.UpdateTenant{Tenant: "t", Plan: "gold"}); quota.ErrorCode(err) != quota.CodeInvalid {
 		t.Fatalf("an unknown plan: %v", err)
 	}
-	if _, err := h.do(quota.Op{Type: quota.OpUpdateTenant, Tenant: "nobody", Plan: "free"}); quota.ErrorCode(err) != quota.CodeNotFound {
+	if _, err := h.do(&quota.UpdateTenant{Tenant: "nobody", Plan: "free"}); quota.ErrorCode(err) != quota.CodeNotFound {
 		t.Fatalf("an unknown tenant: %v", err)
 	}
 }

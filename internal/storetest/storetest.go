@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,7 +125,9 @@ func (h *harness) start() (quota.Store, *quota.Engine) {
 	st := h.open()
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog(), Now: h.clock.Now,
 		SweepInterval: time.Hour /* tests sweep by hand */})
-	e.Start()
+	if err := e.Start(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
 	h.t.Cleanup(func() {
 		e.Stop(context.Background())
 		st.Close()
@@ -152,8 +155,8 @@ func (h *harness) do(ops ...quota.Op) (*quota.Result, error) {
 func (h *harness) doOn(e *quota.Engine, dryRun bool, ops ...quota.Op) (*quota.Result, error) {
 	h.mu.Lock()
 	for _, op := range ops {
-		if op.Tenant != "" {
-			h.seen[op.Tenant] = true
+		if f := reflect.ValueOf(op).Elem().FieldByName("Tenant"); f.IsValid() && f.String() != "" {
+			h.seen[f.String()] = true
 		}
 	}
 	h.mu.Unlock()
@@ -164,7 +167,7 @@ func (h *harness) must(ops ...quota.Op) *quota.Result {
 	h.t.Helper()
 	res, err := h.do(ops...)
 	if err != nil {
-		h.t.Fatalf("%v: %v", ops[0].Type, err)
+		h.t.Fatalf("%v: %v", ops[0].Type(), err)
 	}
 	return res
 }
@@ -174,31 +177,31 @@ func (h *harness) refused(code quota.Code, ops ...quota.Op) *quota.Error {
 	_, err := h.do(ops...)
 	qe, ok := errors.AsType[*quota.Error](err)
 	if !ok || qe.Code != code {
-		h.t.Fatalf("%v: err = %v, want %s", ops[0].Type, err, code)
+		h.t.Fatalf("%v: err = %v, want %s", ops[0].Type(), err, code)
 	}
 	return qe
 }
 
 func createTenant(id, plan string) quota.Op {
-	return quota.Op{Type: quota.OpCreateTenant, Tenant: id, Name: "Tenant " + id, Plan: plan}
+	return &quota.CreateTenant{Tenant: id, Name: "Tenant " + id, Plan: plan}
 }
 
 func setHard(tenant, res string, hard int64) quota.Op {
-	return quota.Op{Type: quota.OpSetQuota, Tenant: tenant, Resource: res, Quota: quota.QuotaOverride{Hard: &hard}}
+	return &quota.SetQuota{Tenant: tenant, Resource: res, Quota: quota.QuotaOverride{Hard: &hard}}
 }
 
-func instance(tenant, id, state string, mem int64) quota.Op {
-	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: id,
+func instance(tenant, id, state string, mem int64) *quota.PutConsumer {
+	return &quota.PutConsumer{Tenant: tenant, Consumer: id,
 		Spec: quota.Spec{Kind: "compute.instance", State: state, Attributes: map[string]int64{"memory_mb": mem}}}
 }
 
-func volume(tenant, id string, size int64) quota.Op {
-	return quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: id,
+func volume(tenant, id string, size int64) *quota.PutConsumer {
+	return &quota.PutConsumer{Tenant: tenant, Consumer: id,
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": size}}}
 }
 
-func del(tenant, id string) quota.Op {
-	return quota.Op{Type: quota.OpDeleteConsumer, Tenant: tenant, Consumer: id}
+func del(tenant, id string) *quota.DeleteConsumer {
+	return &quota.DeleteConsumer{Tenant: tenant, Consumer: id}
 }
 
 func (h *harness) usage(tenant string) map[string]int64 {
@@ -267,14 +270,14 @@ func testTenants(t *testing.T, h *harness) {
 		t.Fatalf("missing tenant: %v", err)
 	}
 	h.must(volume("a", "v1", 10))
-	h.refused(quota.CodeConflict, quota.Op{Type: quota.OpDeleteTenant, Tenant: "a"})
+	h.refused(quota.CodeConflict, &quota.DeleteTenant{Tenant: "a"})
 	h.must(del("a", "v1"))
 	h.must(setHard("a", "compute.volumes", 3))
-	h.must(quota.Op{Type: quota.OpDeleteTenant, Tenant: "a"})
+	h.must(&quota.DeleteTenant{Tenant: "a"})
 	if _, err := h.store.Tenant(h.ctx, "a"); quota.ErrorCode(err) != quota.CodeNotFound {
 		t.Fatalf("deleted tenant still there: %v", err)
 	}
-	h.refused(quota.CodeNotFound, quota.Op{Type: quota.OpDeleteTenant, Tenant: "a"})
+	h.refused(quota.CodeNotFound, &quota.DeleteTenant{Tenant: "a"})
 	// A tenant created again under the same id starts afresh.
 	h.must(createTenant("a", ""))
 	a, _ = h.store.Tenant(h.ctx, "a")
@@ -293,9 +296,9 @@ func testEffective(t *testing.T, h *harness) {
 		t.Fatalf("plan values not applied: %+v", f)
 	}
 	hard := int64(700)
-	h.must(quota.Op{Type: quota.OpSetQuota, Tenant: "f", Resource: mem.Name,
+	h.must(&quota.SetQuota{Tenant: "f", Resource: mem.Name,
 		Quota: quota.QuotaOverride{Hard: &hard, Requestable: &quota.Range{Min: 5, Max: 6000}}})
-	h.must(quota.Op{Type: quota.OpSetLimit, Tenant: "f", Kind: k.Name, Limit: "memory_mb", Range: quota.Range{Min: 32, Max: 600}})
+	h.must(&quota.SetLimit{Tenant: "f", Kind: k.Name, Limit: "memory_mb", Range: quota.Range{Min: 32, Max: 600}})
 	f, _ = h.store.Tenant(h.ctx, "f")
 	if cat.Hard(f, mem) != 700 || cat.Requestable(f, mem) != (quota.Range{Min: 5, Max: 6000}) ||
 		cat.Limit(f, k, k.LimitDef("memory_mb")) != (quota.Range{Min: 32, Max: 600}) {
@@ -491,12 +494,12 @@ func testBatch(t *testing.T, h *harness) {
 func testReservations(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	h.must(setHard("t", "compute.volumes", 2))
-	res := h.must(quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: "r1",
+	res := h.must(&quota.PutConsumer{Tenant: "t", Consumer: "r1",
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}, TTL: time.Minute}})
 	if exp := res.Ops[0].Consumer.ExpiresAt; exp == nil || !exp.Equal(h.clock.Now().Add(time.Minute)) {
 		t.Fatalf("expires_at = %v", exp)
 	}
-	h.must(quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: "r2",
+	h.must(&quota.PutConsumer{Tenant: "t", Consumer: "r2",
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}, TTL: time.Minute}})
 	// The reservations hold usage: a third volume is refused.
 	h.refused(quota.CodeQuotaExceeded, volume("t", "v3", 2))
@@ -545,7 +548,7 @@ func testExpiryByTime(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	h.must(setHard("t", "compute.volumes", 60))
 	reserve := func(id string) quota.Op {
-		return quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: id,
+		return &quota.PutConsumer{Tenant: "t", Consumer: id,
 			Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}, TTL: time.Minute}}
 	}
 	for i := range 60 {
@@ -579,7 +582,7 @@ func testIncarnations(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	h.must(volume("t", "old", 10))
 	h.must(del("t", "old"))
-	h.must(quota.Op{Type: quota.OpDeleteTenant, Tenant: "t"})
+	h.must(&quota.DeleteTenant{Tenant: "t"})
 	h.must(createTenant("t", ""))
 	tn, err := h.store.Tenant(h.ctx, "t")
 	if err != nil {
@@ -599,10 +602,10 @@ func testIncarnations(t *testing.T, h *harness) {
 func testTokens(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	tok := &quota.Token{Name: "ci", Role: quota.RoleTenant, Tenant: "t", Hash: []byte("0123456789abcdef0123456789abcdef")}
-	h.must(quota.Op{Type: quota.OpPutToken, Token: tok})
-	h.refused(quota.CodeConflict, quota.Op{Type: quota.OpPutToken, Token: tok})
+	h.must(&quota.PutToken{Token: tok})
+	h.refused(quota.CodeConflict, &quota.PutToken{Token: tok})
 	ak := &quota.Token{Name: "AK123", Role: quota.RoleTenant, Tenant: "t", Sealed: []byte{1, 2, 3}}
-	h.must(quota.Op{Type: quota.OpPutToken, Token: ak})
+	h.must(&quota.PutToken{Token: ak})
 	got, err := h.store.Token(h.ctx, "ci")
 	if err != nil || got.Role != quota.RoleTenant || got.Tenant != "t" || string(got.Hash) != string(tok.Hash) || got.RevokedAt != nil {
 		t.Fatalf("token = %+v, %v", got, err)
@@ -611,16 +614,16 @@ func testTokens(t *testing.T, h *harness) {
 		t.Fatalf("access key = %+v", got)
 	}
 	h.clock.Advance(time.Second)
-	h.must(quota.Op{Type: quota.OpRevokeToken, Name: "ci"})
+	h.must(&quota.RevokeToken{Name: "ci"})
 	if got, _ := h.store.Token(h.ctx, "ci"); got.RevokedAt == nil || !got.RevokedAt.Equal(h.clock.Now()) {
 		t.Fatalf("revoked token = %+v", got)
 	}
-	h.refused(quota.CodeNotFound, quota.Op{Type: quota.OpRevokeToken, Name: "nope"})
+	h.refused(quota.CodeNotFound, &quota.RevokeToken{Name: "nope"})
 	if ts, _ := h.store.Tokens(h.ctx); len(ts) != 2 {
 		t.Fatalf("tokens = %v", ts)
 	}
 	// Deleting a tenant removes its tokens.
-	h.must(quota.Op{Type: quota.OpDeleteTenant, Tenant: "t"})
+	h.must(&quota.DeleteTenant{Tenant: "t"})
 	if _, err := h.store.Token(h.ctx, "ci"); quota.ErrorCode(err) != quota.CodeNotFound {
 		t.Fatal("a deleted tenant's token survived")
 	}
@@ -675,7 +678,7 @@ func testEvents(t *testing.T, h *harness) {
 func testOverflow(t *testing.T, h *harness) {
 	h.must(createTenant("t", ""))
 	h.must(setHard("t", "compute.total_volume_mb", math.MaxInt64))
-	h.must(quota.Op{Type: quota.OpSetLimit, Tenant: "t", Kind: "compute.volume", Limit: "size_mb", Range: quota.Range{Min: 0, Max: math.MaxInt64}})
+	h.must(&quota.SetLimit{Tenant: "t", Kind: "compute.volume", Limit: "size_mb", Range: quota.Range{Min: 0, Max: math.MaxInt64}})
 	h.must(volume("t", "v1", math.MaxInt64-5))
 	qe := h.refused(quota.CodeQuotaExceeded, volume("t", "v2", 10))
 	if qe.Violations[0].Used != math.MaxInt64-5 {
@@ -777,7 +780,7 @@ func testTwoProcesses(t *testing.T, h *harness) {
 		}
 	}
 	// Both sweep the same expired reservation: it is released once.
-	h.must(quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: "res",
+	h.must(&quota.PutConsumer{Tenant: "t", Consumer: "res",
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}, TTL: time.Second}})
 	h.clock.Advance(2 * time.Second)
 	var wg sync.WaitGroup
@@ -832,7 +835,7 @@ func testListConsumers(t *testing.T, h *harness) {
 	if got := page(quota.ConsumerFilter{Tenant: "t", Kind: "compute.instance", State: "stopped", Limit: 100}); fmt.Sprint(got) != "[i1 i3]" {
 		t.Fatalf("stopped instances = %v", got)
 	}
-	h.must(quota.Op{Type: quota.OpPutConsumer, Tenant: "t", Consumer: "r",
+	h.must(&quota.PutConsumer{Tenant: "t", Consumer: "r",
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}, TTL: time.Minute}})
 	h.clock.Advance(time.Hour)
 	exp, err := h.store.Expired(h.ctx, h.clock.Now(), 10)

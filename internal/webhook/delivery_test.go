@@ -69,7 +69,9 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(func() { st.Close() })
 	sealer, _ := auth.NewSealer(make([]byte, 32))
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog()})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { e.Stop(context.Background()) })
 	return &rig{store: &recordingStore{Store: st}, engine: e, sealer: sealer}
 }
@@ -87,7 +89,7 @@ func (r *rig) do(t *testing.T, ops ...quota.Op) *quota.Result {
 // past the API's check of the URL.
 func (r *rig) subscribe(t *testing.T, url string) string {
 	t.Helper()
-	res := r.do(t, quota.Op{Type: quota.OpPutWebhook, Webhook: &quota.Webhook{URL: url, Events: []string{"consumer.put"},
+	res := r.do(t, &quota.PutWebhook{Webhook: &quota.Webhook{URL: url, Events: []string{"consumer.put"},
 		Sealed: r.sealer.Seal([]byte(secret), webhook.SecretContext)}})
 	return res.Ops[0].Webhook.ID
 }
@@ -95,13 +97,13 @@ func (r *rig) subscribe(t *testing.T, url string) string {
 func (r *rig) tenants(t *testing.T, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		r.do(t, quota.Op{Type: quota.OpCreateTenant, Tenant: id})
+		r.do(t, &quota.CreateTenant{Tenant: id})
 	}
 }
 
 func (r *rig) put(t *testing.T, tenant, consumer string) {
 	t.Helper()
-	r.do(t, quota.Op{Type: quota.OpPutConsumer, Tenant: tenant, Consumer: consumer,
+	r.do(t, &quota.PutConsumer{Tenant: tenant, Consumer: consumer,
 		Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}}})
 }
 

@@ -183,18 +183,20 @@ func TestDeliveriesPendingAtARestartAreSentAfterIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog()})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
 	must := func(ops ...quota.Op) {
 		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: ops}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(quota.Op{Type: quota.OpCreateTenant, Tenant: "acme"})
-	must(quota.Op{Type: quota.OpPutWebhook, Webhook: &quota.Webhook{URL: rcv.srv.URL, Events: []string{"consumer.put"},
+	must(&quota.CreateTenant{Tenant: "acme"})
+	must(&quota.PutWebhook{Webhook: &quota.Webhook{URL: rcv.srv.URL, Events: []string{"consumer.put"},
 		Sealed: sealer.Seal([]byte(secret), webhook.SecretContext)}})
 	for i := range 5 {
-		must(quota.Op{Type: quota.OpPutConsumer, Tenant: "acme", Consumer: fmt.Sprint("v", i),
+		must(&quota.PutConsumer{Tenant: "acme", Consumer: fmt.Sprint("v", i),
 			Spec: quota.Spec{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}}})
 	}
 	// allot stops before delivering anything.
@@ -242,14 +244,16 @@ func TestBackoffAndGivingUp(t *testing.T) {
 	defer st.Close()
 	sealer, _ := auth.NewSealer(make([]byte, 32))
 	e := quota.NewEngine(quota.EngineConfig{Store: st, Catalog: quota.DefaultCatalog()})
-	e.Start()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop(context.Background())
 	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
 	defer dead.Close()
 	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
-	e.Do(t.Context(), quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpPutWebhook, Webhook: &quota.Webhook{URL: dead.URL, Events: []string{"*"},
+	e.Do(t.Context(), quota.Change{Actor: admin, Ops: []quota.Op{&quota.PutWebhook{Webhook: &quota.Webhook{URL: dead.URL, Events: []string{"*"},
 		Sealed: sealer.Seal([]byte(secret), webhook.SecretContext)}}}})
-	e.Do(t.Context(), quota.Change{Actor: admin, Ops: []quota.Op{{Type: quota.OpCreateTenant, Tenant: "acme"}}})
+	e.Do(t.Context(), quota.Change{Actor: admin, Ops: []quota.Op{&quota.CreateTenant{Tenant: "acme"}}})
 	now := time.Now()
 	d := &webhook.Deliverer{Store: st, Sealer: sealer, Policy: allowLoopback(t), Now: func() time.Time { return now }, GiveUpAfter: 25 * time.Hour}
 	attempts := 0

@@ -4,5 +4,3 @@
 ALTER TABLE tenants ADD COLUMN created_seq bigint NOT NULL DEFAULT 0;
 UPDATE tenants SET created_seq = coalesce((SELECT max(seq) FROM events
     WHERE events.region = tenants.region AND events.tenant = tenants.id AND events.type = 'tenant.create'), 0);
--- The ledger read without a tenant filter pages by sequence in a region.
-CREATE INDEX events_region ON events (region, seq);

@@ -1,0 +1,4 @@
+-- Every commit that changes a tenant raises its version, so each process,
+-- which keeps tenants in memory, can tell under the tenant's lock whether
+-- another process changed it meanwhile. The webhooks' version is in meta.
+ALTER TABLE tenants ADD COLUMN version bigint NOT NULL DEFAULT 0;

@@ -1,0 +1,116 @@
+package quota
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TenantView is a tenant and its usage as of a commit: immutable, shared
+// by every reader.
+type TenantView struct {
+	Tenant  *Tenant
+	Usage   map[string]int64
+	Version int64
+}
+
+func (ts *tenantState) view() *TenantView {
+	return &TenantView{Tenant: ts.t, Usage: maps.Clone(ts.usage), Version: ts.version}
+}
+
+// views is what readers see: each tenant as of the last commit that
+// changed it. A view is published only after its batch is durable, so no
+// reader ever sees a change that has not committed. Views of different
+// tenants may be of different commits: a read of several tenants is not
+// one snapshot.
+type views struct {
+	mu      sync.RWMutex
+	tenants map[string]*TenantView
+}
+
+func newViews() *views { return &views{tenants: map[string]*TenantView{}} }
+
+func (v *views) publish(tv *TenantView) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if old := v.tenants[tv.Tenant.ID]; old != nil && old.Version > tv.Version {
+		return // a newer one is published already
+	}
+	v.tenants[tv.Tenant.ID] = tv
+}
+
+func (v *views) remove(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.tenants, id)
+}
+
+// View returns a tenant as of the last commit (this process's at once,
+// other processes' within the staleness Watch allows).
+func (e *Engine) View(tenant string) (*TenantView, error) {
+	e.views.mu.RLock()
+	tv := e.views.tenants[tenant]
+	e.views.mu.RUnlock()
+	if tv == nil {
+		return nil, Errorf(CodeNotFound, "tenant %q not found", tenant)
+	}
+	return tv, nil
+}
+
+// Views returns every tenant as of the last commits, ordered by id.
+func (e *Engine) Views() []*TenantView {
+	e.views.mu.RLock()
+	out := make([]*TenantView, 0, len(e.views.tenants))
+	for _, tv := range e.views.tenants {
+		out = append(out, tv)
+	}
+	e.views.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *TenantView) int { return strings.Compare(a.Tenant.ID, b.Tenant.ID) })
+	return out
+}
+
+// watch keeps the views of tenants other processes change up to date: the
+// store tells which tenants changed, as they commit, and they are read
+// again. The committer does not rely on it: it checks versions under its
+// locks.
+func (e *Engine) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := e.store.Watch(ctx, func(tenants []string) {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			records, err := e.store.LoadTenants(rctx, tenants)
+			if err != nil {
+				e.log.Warn("reading tenants other processes changed failed", "err", err)
+				return
+			}
+			seen := map[string]bool{}
+			for _, r := range records {
+				seen[r.Tenant.ID] = true
+				e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Version: r.Version})
+			}
+			if tenants == nil {
+				for _, tv := range e.Views() {
+					if !seen[tv.Tenant.ID] {
+						e.views.remove(tv.Tenant.ID)
+					}
+				}
+				return
+			}
+			for _, id := range tenants {
+				if !seen[id] {
+					e.views.remove(id)
+				}
+			}
+		})
+		if ctx.Err() == nil {
+			e.log.Warn("watching other processes' changes failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
