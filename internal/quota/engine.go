@@ -101,7 +101,7 @@ func (r *request) solo() bool { return r.alone || r.change.Ops[0].Type().exclusi
 type batch struct {
 	seq, epoch uint64
 	reqs       []*request
-	tx         Tx        // nil: nothing to write
+	tx         Tx            // nil: nothing to write
 	views      []*TenantView // to publish once committed
 	gone       []string      // tenants deleted, to unpublish
 	started    time.Time

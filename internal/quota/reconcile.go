@@ -1,6 +1,5 @@
 package quota
 
-
 // ReconcileResult is what a reconciliation changed.
 type ReconcileResult struct {
 	Created, Updated, Deleted []string

@@ -37,8 +37,6 @@ type RequestStep struct {
 	Comment string        `json:"comment,omitempty"`
 }
 
-
-
 // approve applies a request's value as the tenant's hard quota.
 func (ws *workset) approve(ch Change, r *Request, by Actor, comment string) (*Request, error) {
 	a := *r

@@ -6,7 +6,6 @@ import (
 	"strings"
 )
 
-
 // usageMark is a resource's usage and hard quota at a moment.
 type usageMark struct{ used, hard int64 }
 

@@ -33,8 +33,6 @@ type Delivery struct {
 	CreatedAt time.Time
 }
 
-
-
 func (ws *workset) setWebhook(id string, h *Webhook) {
 	old, had := ws.webhooks[id]
 	ws.undo = append(ws.undo, func() {
