@@ -63,7 +63,9 @@ func (a *allotTarget) send(ctx context.Context, method, path, token string, body
 	if err != nil {
 		return failed, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	Duration         time.Duration
 	Warmup           time.Duration
 	Baseline         string // "" or "postgres"
+	// Ceiling also runs the healthz workload after the workload, through
+	// the same client and connections, and reports the workload's rate as a
+	// ratio to it: the figure that carries across machines and days.
+	Ceiling bool
 }
 
 // Workloads are the workloads Run knows:
@@ -47,12 +51,13 @@ type Config struct {
 //   - batch: a worker alternates between a POST /claims of BatchSize puts in
 //     one random tenant and one deleting them again;
 //   - read: GET /v1/users/quotas (KraftCloud) with a random tenant's token;
-//   - mixed: 80% reads, 20% claim steps.
-var Workloads = []string{"claim", "hot", "batch", "read", "mixed"}
+//   - mixed: 80% reads, 20% claim steps;
+//   - healthz: GET /healthz, the ceiling: what HTTP alone costs here.
+var Workloads = []string{"claim", "hot", "batch", "read", "mixed", "healthz"}
 
 // DefaultConfig returns the defaults of `allot bench`.
 func DefaultConfig() Config {
-	return Config{Workload: "claim", Tenants: 100, Concurrency: 64, BatchSize: 100, Duration: 10 * time.Second, Warmup: 2 * time.Second}
+	return Config{Workload: "claim", Tenants: 100, Concurrency: 64, BatchSize: 100, Duration: 10 * time.Second, Warmup: 2 * time.Second, Ceiling: true}
 }
 
 // Validate checks every setting, naming the one at fault.
@@ -104,6 +109,11 @@ type Summary struct {
 	Overshoot int64    `json:"overshoot"`
 	Baseline  *Summary `json:"baseline,omitempty"`
 	Ratio     float64  `json:"ratio,omitempty"` // ops/s of allot ÷ ops/s of the baseline
+	// CeilingOpsPerSec is GET /healthz's rate measured in the same run, and
+	// CeilingRatio the workload's rate ÷ it (for batch: operations ÷
+	// requests).
+	CeilingOpsPerSec float64 `json:"ceiling_ops_per_sec,omitempty"`
+	CeilingRatio     float64 `json:"ceiling_ratio,omitempty"`
 
 	Problems   []string `json:"-"` // each broken invariant, for people
 	FirstError string   `json:"-"` // the first failed operation, if any
@@ -171,6 +181,17 @@ func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary
 	var err error
 	if s.Overshoot, s.Problems, err = a.check(ctx, p.tenants); err != nil {
 		return nil, fmt.Errorf("checking the invariants: %w", err)
+	}
+	if cfg.Ceiling && cfg.Workload != "healthz" {
+		fmt.Fprintf(log, "allot bench: the ceiling, GET /healthz, %v warmup, %v measured\n", cfg.Warmup, cfg.Duration)
+		hz := cfg
+		hz.Workload = "healthz"
+		st, elapsed := drive(ctx, hz, p, a, a)
+		ceiling := st.summary(hz, store, elapsed)
+		s.CeilingOpsPerSec = ceiling.OpsPerSec
+		if ceiling.OpsPerSec > 0 {
+			s.CeilingRatio = round(s.OpsPerSec / ceiling.OpsPerSec)
+		}
 	}
 	return s, nil
 }

@@ -121,6 +121,10 @@ func (w *worker) step(ctx context.Context) {
 		} else {
 			w.readStep(ctx)
 		}
+	case "healthz":
+		start := time.Now()
+		o, err := w.allot.send(ctx, "GET", "/healthz", "", nil)
+		w.record(start, o, 1, err)
 	}
 }
 

@@ -79,6 +79,7 @@ a conditional UPDATE), and adds its figures and allot's ratio to them.`,
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
 	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring, not counted")
 	f.StringVar(&cfg.Baseline, "baseline", "", "also run the workload on a hand-written baseline: postgres")
+	f.BoolVar(&cfg.Ceiling, "ceiling", cfg.Ceiling, "also measure GET /healthz, the ceiling, and report the workload as a ratio to it")
 	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object, the last line of the output (as -o json does)")
 	return c
 }
@@ -96,6 +97,9 @@ func benchTable(w io.Writer, s *bench.Summary) {
 			n(x.Admitted), n(x.Refused), n(x.Errors), n(x.Overshoot))
 	}
 	t.print(w)
+	if s.CeilingOpsPerSec > 0 {
+		fmt.Fprintf(w, "\nGET /healthz, the ceiling, in the same run: %.0f/s; %s is %.2f× the ceiling\n", s.CeilingOpsPerSec, s.Workload, s.CeilingRatio)
+	}
 	if s.Baseline != nil {
 		fmt.Fprintf(w, "\nallot does %.2f× the baseline's operations per second\n", s.Ratio)
 	}

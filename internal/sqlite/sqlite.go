@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
 
@@ -35,6 +36,9 @@ type Store struct {
 	reads  *stmtCache // the read pool's prepared statements
 
 	inUse *os.File // the exclusive lock that makes this process the only user
+
+	ckpt               *sql.DB // checkpoints the WAL
+	stopCkpt, ckptDone chan struct{}
 
 	mu    sync.Mutex // serializes Update on the writer connection
 	conn  *sql.Conn
@@ -60,7 +64,10 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	write, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)"))
+	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL
+	// into the database would stall commits. checkpoints does it instead,
+	// on a connection of its own.
+	write, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)"))
 	if err != nil {
 		inUse.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -85,7 +92,34 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 	s.read.SetMaxOpenConns(max(4, 2*runtime.NumCPU()))
 	s.read.SetMaxIdleConns(max(4, 2*runtime.NumCPU()))
 	s.reads = &stmtCache{db: s.read, stmts: map[string]*sql.Stmt{}}
+	if s.ckpt, err = sql.Open("sqlite", dsn("synchronous(FULL)")); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoints()
 	return s, nil
+}
+
+// checkpoints copies the WAL into the database in the background, so that
+// commits never wait for it and the WAL stays small: a PASSIVE checkpoint
+// never blocks the writer, and the writer restarts the WAL from its
+// beginning once one has copied all of it.
+func (s *Store) checkpoints() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-t.C:
+			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("sqlite: checkpoint failed", "err", err)
+			}
+		}
+	}
 }
 
 // stmtCache prepares each read query once for the pool: parsing and
@@ -130,6 +164,12 @@ func (c *stmtCache) close() error {
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		close(s.stopCkpt)
+		<-s.ckptDone
+		errs = append(errs, s.ckpt.Close())
+		s.ckpt = nil
+	}
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}

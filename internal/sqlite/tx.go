@@ -111,13 +111,12 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 		}
 	}
 	if len(w.Usage) > 0 {
-		rows := make([][3]any, len(w.Usage))
+		rows := make([][]any, len(w.Usage))
 		for i, u := range w.Usage {
-			rows[i] = [3]any{u.Tenant, u.Resource, u.Used}
+			rows[i] = []any{r, u.Tenant, u.Resource, u.Used}
 		}
-		err := t.exec(ctx, `INSERT INTO usage (region, tenant, resource, used)
-			SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, jsonList(rows))
+		err := t.insertRows(ctx, `INSERT INTO usage (region, tenant, resource, used)`,
+			` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
 		if err != nil {
 			return fmt.Errorf("writing usage: %w", err)
 		}
@@ -173,7 +172,7 @@ func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
 // chunkSizes are the row counts of the multi-row INSERT statements
 // insertRows prepares: any batch is a sum of them, and there are few
 // distinct statements to cache.
-var chunkSizes = []int{256, 32, 4, 1}
+var chunkSizes = []int{256, 64, 16, 8, 4, 2, 1}
 
 // insertRows inserts rows with multi-row VALUES statements, in order,
 // calling done after each statement with how many rows it inserted. Plain
