@@ -24,9 +24,8 @@ func (t *tx) Usage(ctx context.Context, tenants []string) (map[string]map[string
 }
 
 func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota.ConsumerKey]*quota.Consumer, error) {
-	out := make(map[quota.ConsumerKey]*quota.Consumer, len(keys))
 	if len(keys) == 0 {
-		return out, nil
+		return map[quota.ConsumerKey]*quota.Consumer{}, nil
 	}
 	pairs := make([][2]string, len(keys))
 	for i, k := range keys {
@@ -37,13 +36,7 @@ func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota
 	// table instead), without a statement's overhead per key.
 	cs, err := loadConsumers(ctx, t.prepared(), `SELECT `+prefixed("c.", consumerColumns)+` FROM json_each(?) AS k
 		CROSS JOIN consumers AS c ON c.region = ? AND c.tenant = k.value ->> 0 AND c.id = k.value ->> 1`, jsonList(pairs), t.s.region)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range cs {
-		out[c.Key()] = c
-	}
-	return out, nil
+	return keyed(cs, err, (*quota.Consumer).Key)
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -71,17 +64,17 @@ func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
 	return n, err
 }
 
+// TenantConsumers implements quota.Tx; reconciling compares them with an
+// inventory.
+func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string) ([]*quota.Consumer, error) {
+	return loadConsumers(ctx, t.prepared(), `SELECT `+consumerColumns+` FROM consumers
+		WHERE region = ? AND tenant = ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY id`, t.s.region, tenant, jsonList(kinds))
+}
+
 func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {
 	ts, err := loadTokens(ctx, t.prepared(), `SELECT `+tokenColumns+` FROM tokens
 		WHERE region = ? AND name IN (SELECT value FROM json_each(?))`, t.s.region, jsonList(names))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*quota.Token, len(ts))
-	for _, tok := range ts {
-		out[tok.Name] = tok
-	}
-	return out, nil
+	return keyed(ts, err, func(tok *quota.Token) string { return tok.Name })
 }
 
 // exec runs a prepared statement of the writer connection.
@@ -192,7 +185,10 @@ func (t *tx) Apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing token: %w", err)
 		}
 	}
-	if err := t.applyLifecycle(ctx, w); err != nil {
+	if err := t.writeRequests(ctx, w.PutRequests); err != nil {
+		return err
+	}
+	if err := t.writeWebhooks(ctx, w); err != nil {
 		return err
 	}
 	if err := t.appendEvents(ctx, w.Events); err != nil {
@@ -281,4 +277,25 @@ func nullJSON(b json.RawMessage) any {
 		return nil
 	}
 	return string(b)
+}
+
+// nullList stores a list as JSON, nil as NULL.
+func nullList(v []int64) any {
+	if v == nil {
+		return nil
+	}
+	return jsonList(v)
+}
+
+// keyed maps the rows a transaction loaded by their key. The other store
+// has the same few lines: not worth a package both would import.
+func keyed[K comparable, T any](rows []T, err error, key func(T) K) (map[K]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[K]T, len(rows))
+	for _, r := range rows {
+		out[key(r)] = r
+	}
+	return out, nil
 }
