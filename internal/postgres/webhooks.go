@@ -16,6 +16,7 @@ const webhookColumns = `id, url, events::text, tenant, sealed, created_at`
 
 // scanWebhook scans webhookColumns, then the extra columns that follow
 // them into extra.
+// It is the same as sqlite's: not worth a package both would import.
 func scanWebhook(r pgx.Row, extra ...any) (*quota.Webhook, error) {
 	h := &quota.Webhook{}
 	var events string

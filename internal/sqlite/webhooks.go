@@ -15,6 +15,7 @@ const webhookColumns = `id, url, events, tenant, sealed, created_at`
 
 // scanWebhook scans webhookColumns, then the extra columns that follow
 // them into extra.
+// It is the same as postgres's: not worth a package both would import.
 func scanWebhook(r interface{ Scan(...any) error }, extra ...any) (*quota.Webhook, error) {
 	h := &quota.Webhook{}
 	var events string
