@@ -20,13 +20,7 @@ type querier interface {
 
 func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
 	ts, err := loadTenants(ctx, s.pool, s.region, []string{id})
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	if ts[id] == nil {
-		return nil, notFound("tenant", id)
-	}
-	return ts[id], nil
+	return found(ts[id], err, "tenant", id)
 }
 
 func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
@@ -53,64 +47,44 @@ func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, err
 	return u[tenant], nil
 }
 
+func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, error) {
+	return loaded(loadUsage(ctx, s.pool, s.region, nil))
+}
+
 func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consumer, error) {
 	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers WHERE region = $1 AND tenant = $2 AND id = $3`,
 		s.region, tenant, id)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	if len(cs) == 0 {
-		return nil, notFound("consumer", id)
-	}
-	return cs[0], nil
+	return found(first(cs), err, "consumer", id)
 }
 
 func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota.Consumer, error) {
 	// COLLATE "C": the same byte order as SQLite and Go, whatever the
 	// database's collation, so pages never skip or repeat.
-	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
+	return loaded(loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = $1 AND tenant = $2 AND id COLLATE "C" > $3 AND ($4 = '' OR kind = $4) AND ($5 = '' OR state = $5)
 		ORDER BY id COLLATE "C" LIMIT $6`,
-		s.region, f.Tenant, f.After, f.Kind, f.State, f.Limit)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	return cs, nil
+		s.region, f.Tenant, f.After, f.Kind, f.State, f.Limit))
 }
 
 func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
+	return loaded(loadConsumers(ctx, s.pool, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = $1 AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY expires_at LIMIT $3`,
-		s.region, nanos(now), limit)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	return cs, nil
+		s.region, nanos(now), limit))
 }
 
 func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
 	ts, err := loadTokens(ctx, s.pool, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 AND name = $2`, s.region, name)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	if len(ts) == 0 {
-		return nil, notFound("token", name)
-	}
-	return ts[0], nil
+	return found(first(ts), err, "token", name)
 }
 
 func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
-	ts, err := loadTokens(ctx, s.pool, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 ORDER BY name COLLATE "C"`, s.region)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
-	}
-	return ts, nil
+	return loaded(loadTokens(ctx, s.pool, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 ORDER BY name COLLATE "C"`, s.region))
 }
 
 func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
 	// Each form matches an index ((region, tenant, seq) or (region, seq)),
 	// so a page costs its own rows, never a scan of the ledger.
-	const cols = `SELECT seq, time, type, tenant, subject, actor, role, reason, before::text, after::text FROM events`
+	const cols = `SELECT ` + eventColumns + ` FROM events`
 	query, args := cols+` WHERE region = $1 AND seq > $2 ORDER BY seq LIMIT $3`, []any{s.region, f.After, f.Limit}
 	if f.Tenant != "" {
 		query, args = cols+` WHERE region = $1 AND tenant = $2 AND seq > $3 ORDER BY seq LIMIT $4`, []any{s.region, f.Tenant, f.After, f.Limit}
@@ -120,26 +94,36 @@ func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event
 		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.Event, error) {
-		e := &quota.Event{}
-		var at int64
-		var role string
-		var before, after *string
-		if err := r.Scan(&e.Seq, &at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &role, &e.Reason, &before, &after); err != nil {
+		row := eventRow{e: &quota.Event{}}
+		if err := r.Scan(row.targets()...); err != nil {
 			return nil, err
 		}
-		e.Time, e.Role = fromNanos(at), quota.Role(role)
-		if before != nil {
-			e.Before = json.RawMessage(*before)
-		}
-		if after != nil {
-			e.After = json.RawMessage(*after)
-		}
-		return e, nil
+		row.done()
+		return row.e, nil
 	})
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
 	}
 	return out, nil
+}
+
+// loaded answers what a read loaded, or that the store could not answer.
+// Each store has its own (its errors name it); a shared package for two
+// small helpers would cost more than it saves.
+func loaded[T any](v T, err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	return v, nil
+}
+
+// found answers what a lookup by key loaded, CodeNotFound if nothing.
+func found[T any](v *T, err error, what, id string) (*T, error) {
+	if err == nil && v == nil {
+		return nil, quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+	}
+	return loaded(v, err)
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -161,6 +145,9 @@ func fromNullNanos(n *int64) *time.Time {
 	t := fromNanos(*n)
 	return &t
 }
+
+// The loaders mirror sqlite's, but are not shared: the two drivers scan
+// NULLs, JSON and named types apart.
 
 // loadTenants reads tenants with their overrides; ids nil means all.
 func loadTenants(ctx context.Context, q querier, region string, ids []string) (map[string]*quota.Tenant, error) {
@@ -293,6 +280,32 @@ func loadConsumers(ctx context.Context, q querier, query string, args ...any) ([
 	return out, nil
 }
 
+const eventColumns = `seq, time, type, tenant, subject, actor, role, reason, before::text, after::text`
+
+// eventRow reads eventColumns into e: Scan into targets, then call done.
+// Events are read both as the ledger and as the outbox's deliveries.
+type eventRow struct {
+	e             *quota.Event
+	at            int64
+	role          string
+	before, after *string
+}
+
+func (r *eventRow) targets() []any {
+	e := r.e
+	return []any{&e.Seq, &r.at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &r.role, &e.Reason, &r.before, &r.after}
+}
+
+func (r *eventRow) done() {
+	r.e.Time, r.e.Role = fromNanos(r.at), quota.Role(r.role)
+	if r.before != nil {
+		r.e.Before = json.RawMessage(*r.before)
+	}
+	if r.after != nil {
+		r.e.After = json.RawMessage(*r.after)
+	}
+}
+
 const tokenColumns = `name, role, tenant, hash, sealed, created_at, revoked_at`
 
 func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*quota.Token, error) {
@@ -317,8 +330,12 @@ func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*q
 	return out, nil
 }
 
-func notFound(what, id string) error {
-	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+// first is the row a lookup by key loaded, nil if none.
+func first[T any](rows []*T) *T {
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows[0]
 }
 
 // Pin implements quota.Store. It is one idempotent statement: when its

@@ -78,20 +78,27 @@ func (t *tx) Consumers(ctx context.Context, keys []quota.ConsumerKey) (map[quota
 	}
 	cs, err := loadConsumers(ctx, t.t, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = $1 AND (tenant, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, t.s.region, tenants, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[quota.ConsumerKey]*quota.Consumer, len(cs))
-	for _, c := range cs {
-		out[c.Key()] = c
-	}
-	return out, nil
+	return keyed(cs, err, (*quota.Consumer).Key)
 }
 
 func (t *tx) CountConsumers(ctx context.Context, tenant string) (int64, error) {
 	var n int64
 	err := t.t.QueryRow(ctx, `SELECT count(*) FROM consumers WHERE region = $1 AND tenant = $2`, t.s.region, tenant).Scan(&n)
 	return n, err
+}
+
+// TenantConsumers implements quota.Tx; reconciling compares them with an
+// inventory.
+func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string, limit int) ([]*quota.Consumer, error) {
+	query, args := `SELECT `+consumerColumns+` FROM consumers WHERE region = $1 AND tenant = $2 ORDER BY id COLLATE "C"`, []any{t.s.region, tenant}
+	if kinds != nil {
+		query = `SELECT ` + consumerColumns + ` FROM consumers WHERE region = $1 AND tenant = $2 AND kind = ANY($3) ORDER BY id COLLATE "C"`
+		args = append(args, kinds)
+	}
+	if limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return loadConsumers(ctx, t.t, query, args...)
 }
 
 // Tokens implements quota.Tx; it locks the names, so two processes
@@ -101,14 +108,7 @@ func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Toke
 		return nil, fmt.Errorf("locking tokens: %w", err)
 	}
 	ts, err := loadTokens(ctx, t.t, `SELECT `+tokenColumns+` FROM tokens WHERE region = $1 AND name = ANY($2)`, t.s.region, names)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*quota.Token, len(ts))
-	for _, tok := range ts {
-		out[tok.Name] = tok
-	}
-	return out, nil
+	return keyed(ts, err, func(tok *quota.Token) string { return tok.Name })
 }
 
 // write sends one batch's writes. They go in one round trip; the tables a
@@ -183,7 +183,8 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 				sealed = excluded.sealed, created_at = excluded.created_at, revoked_at = excluded.revoked_at`,
 			r, tok.Name, string(tok.Role), tok.Tenant, tok.Hash, tok.Sealed, nanos(tok.CreatedAt), nullNanos(tok.RevokedAt))
 	}
-	t.queueLifecycle(b, w)
+	t.queueRequests(b, w.PutRequests)
+	t.queueWebhooks(b, w)
 	if n := len(w.Versions); n > 0 {
 		ids, versions := make([]string, 0, n), make([]int64, 0, n)
 		for id, v := range w.Versions {
@@ -309,4 +310,27 @@ func notifyPayload(ids []string) string {
 		return "*"
 	}
 	return p
+}
+
+// nullList stores a list as JSON, nil as NULL.
+func nullList(v []int64) *string {
+	if v == nil {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	s := string(b)
+	return &s
+}
+
+// keyed maps the rows a transaction loaded by their key. The other store
+// has the same few lines: not worth a package both would import.
+func keyed[K comparable, T any](rows []T, err error, key func(T) K) (map[K]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[K]T, len(rows))
+	for _, r := range rows {
+		out[key(r)] = r
+	}
+	return out, nil
 }

@@ -14,13 +14,7 @@ import (
 
 func (s *Store) Tenant(ctx context.Context, id string) (*quota.Tenant, error) {
 	ts, err := loadTenants(ctx, s.reads, s.region, []string{id})
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	if ts[id] == nil {
-		return nil, notFound("tenant", id)
-	}
-	return ts[id], nil
+	return found(ts[id], err, "tenant", id)
 }
 
 func (s *Store) Tenants(ctx context.Context) ([]*quota.Tenant, error) {
@@ -42,75 +36,47 @@ func (s *Store) Usage(ctx context.Context, tenant string) (map[string]int64, err
 	return u[tenant], nil
 }
 
+func (s *Store) AllUsage(ctx context.Context) (map[string]map[string]int64, error) {
+	return loaded(loadUsage(ctx, s.reads, s.region, nil))
+}
+
 func (s *Store) Consumer(ctx context.Context, tenant, id string) (*quota.Consumer, error) {
 	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers WHERE region = ? AND tenant = ? AND id = ?`,
 		s.region, tenant, id)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	if len(cs) == 0 {
-		return nil, notFound("consumer", id)
-	}
-	return cs[0], nil
+	return found(first(cs), err, "consumer", id)
 }
 
 func (s *Store) Consumers(ctx context.Context, f quota.ConsumerFilter) ([]*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
+	return loaded(loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = ? AND tenant = ? AND id > ? AND (? = '' OR kind = ?) AND (? = '' OR state = ?)
 		ORDER BY id LIMIT ?`,
-		s.region, f.Tenant, f.After, f.Kind, f.Kind, f.State, f.State, f.Limit)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	return cs, nil
+		s.region, f.Tenant, f.After, f.Kind, f.Kind, f.State, f.State, f.Limit))
 }
 
 func (s *Store) Expired(ctx context.Context, now time.Time, limit int) ([]*quota.Consumer, error) {
-	cs, err := loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
+	return loaded(loadConsumers(ctx, s.reads, `SELECT `+consumerColumns+` FROM consumers
 		WHERE region = ? AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
-		s.region, nanos(now), limit)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	return cs, nil
+		s.region, nanos(now), limit))
 }
 
 func (s *Store) Token(ctx context.Context, name string) (*quota.Token, error) {
 	ts, err := loadTokens(ctx, s.reads, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? AND name = ?`, s.region, name)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	if len(ts) == 0 {
-		return nil, notFound("token", name)
-	}
-	return ts[0], nil
+	return found(first(ts), err, "token", name)
 }
 
 func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
-	ts, err := loadTokens(ctx, s.reads, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region)
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
-	}
-	return ts, nil
+	return loaded(loadTokens(ctx, s.reads, `SELECT `+tokenColumns+` FROM tokens WHERE region = ? ORDER BY name`, s.region))
 }
 
 func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
 	var out []*quota.Event
 	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
-		e := &quota.Event{}
-		var at int64
-		var before, after sql.NullString
-		if err := r.Scan(&e.Seq, &at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &e.Role, &e.Reason, &before, &after); err != nil {
+		row := eventRow{e: &quota.Event{}}
+		if err := r.Scan(row.targets()...); err != nil {
 			return err
 		}
-		e.Time = fromNanos(at)
-		if before.Valid {
-			e.Before = []byte(before.String)
-		}
-		if after.Valid {
-			e.After = []byte(after.String)
-		}
-		out = append(out, e)
+		row.done()
+		out = append(out, row.e)
 		return nil
 	}, eventsQuery(f.Tenant != ""), eventsArgs(s.region, f)...)
 	if err != nil {
@@ -138,7 +104,7 @@ func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 // ((region, tenant, seq) or (region, seq)), so a page costs its own rows,
 // never a scan of the ledger.
 func eventsQuery(byTenant bool) string {
-	const cols = `SELECT seq, time, type, tenant, subject, actor, role, reason, before, after FROM events`
+	const cols = `SELECT ` + eventColumns + ` FROM events`
 	if byTenant {
 		return cols + ` WHERE region = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
 	}
@@ -169,4 +135,23 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 		return 0, quota.Unavailable(fmt.Errorf("sqlite: reading the ledger's end: %w", err))
 	}
 	return seq.Int64, nil
+}
+
+// loaded answers what a read loaded, or that the store could not answer.
+// Each store has its own (its errors name it); a shared package for two
+// small helpers would cost more than it saves.
+func loaded[T any](v T, err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
+	}
+	return v, nil
+}
+
+// found answers what a lookup by key loaded, CodeNotFound if nothing.
+func found[T any](v *T, err error, what, id string) (*T, error) {
+	if err == nil && v == nil {
+		return nil, quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+	}
+	return loaded(v, err)
 }

@@ -1,3 +1,6 @@
+// Reading rows into the domain's types. The loaders mirror postgres's, but
+// are not shared: the two drivers scan NULLs, JSON and named types apart.
+
 package sqlite
 
 import (
@@ -197,6 +200,31 @@ func loadConsumers(ctx context.Context, q querier, query string, args ...any) ([
 	return out, nil
 }
 
+const eventColumns = `seq, time, type, tenant, subject, actor, role, reason, before, after`
+
+// eventRow reads eventColumns into e: Scan into targets, then call done.
+// Events are read both as the ledger and as the outbox's deliveries.
+type eventRow struct {
+	e             *quota.Event
+	at            int64
+	before, after sql.NullString
+}
+
+func (r *eventRow) targets() []any {
+	e := r.e
+	return []any{&e.Seq, &r.at, &e.Type, &e.Tenant, &e.Subject, &e.Actor, &e.Role, &e.Reason, &r.before, &r.after}
+}
+
+func (r *eventRow) done() {
+	r.e.Time = fromNanos(r.at)
+	if r.before.Valid {
+		r.e.Before = []byte(r.before.String)
+	}
+	if r.after.Valid {
+		r.e.After = []byte(r.after.String)
+	}
+}
+
 const tokenColumns = `name, role, tenant, hash, sealed, created_at, revoked_at`
 
 func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*quota.Token, error) {
@@ -218,8 +246,12 @@ func loadTokens(ctx context.Context, q querier, query string, args ...any) ([]*q
 	return out, nil
 }
 
-func notFound(what, id string) error {
-	return quota.Errorf(quota.CodeNotFound, "%s %q not found", what, id)
+// first is the row a lookup by key loaded, nil if none.
+func first[T any](rows []*T) *T {
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows[0]
 }
 
 func sortedTenants(m map[string]*quota.Tenant) []*quota.Tenant {

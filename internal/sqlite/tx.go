@@ -130,7 +130,10 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing token: %w", err)
 		}
 	}
-	if err := t.applyLifecycle(ctx, w); err != nil {
+	if err := t.writeRequests(ctx, w.PutRequests); err != nil {
+		return err
+	}
+	if err := t.writeWebhooks(ctx, w); err != nil {
 		return err
 	}
 	if err := t.appendEvents(ctx, w.Events); err != nil {
@@ -223,4 +226,25 @@ func nullJSON(b json.RawMessage) any {
 		return nil
 	}
 	return string(b)
+}
+
+// nullList stores a list as JSON, nil as NULL.
+func nullList(v []int64) any {
+	if v == nil {
+		return nil
+	}
+	return jsonList(v)
+}
+
+// keyed maps the rows a transaction loaded by their key. The other store
+// has the same few lines: not worth a package both would import.
+func keyed[K comparable, T any](rows []T, err error, key func(T) K) (map[K]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[K]T, len(rows))
+	for _, r := range rows {
+		out[key(r)] = r
+	}
+	return out, nil
 }

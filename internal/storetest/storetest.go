@@ -213,6 +213,16 @@ func (h *harness) usage(tenant string) map[string]int64 {
 	return u
 }
 
+func (h *harness) hard(tenant, res string) int64 {
+	h.t.Helper()
+	tn, err := h.store.Tenant(h.ctx, tenant)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cat := quota.DefaultCatalog()
+	return cat.Hard(tn, cat.Resource(res))
+}
+
 // CheckInvariants fails t unless the tenant's stored usage equals the sum of
 // the footprints of its stored consumers, and no usage is negative.
 func CheckInvariants(t testing.TB, st quota.Store, tenant string) {
@@ -636,6 +646,25 @@ func (h *harness) events(tenant string) []*quota.Event {
 		h.t.Fatal(err)
 	}
 	return es
+}
+
+// eventTypes lists the types of a tenant's events after seq.
+func (h *harness) eventTypes(tenant string, after int64) []string {
+	var out []string
+	for _, e := range h.events(tenant) {
+		if e.Seq > after {
+			out = append(out, string(e.Type))
+		}
+	}
+	return out
+}
+
+func (h *harness) lastSeq() int64 {
+	es := h.events("")
+	if len(es) == 0 {
+		return 0
+	}
+	return es[len(es)-1].Seq
 }
 
 func testEvents(t *testing.T, h *harness) {

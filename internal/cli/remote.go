@@ -1,0 +1,127 @@
+// What every command that talks to a server shares: its flags, the client,
+// reading documents, and turning refusals into messages.
+
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/allot-dev/allot/client"
+)
+
+// remote holds what every command that talks to a server needs.
+type remote struct {
+	server, token, output string
+	envToken              string // ALLOT_TOKEN: not a flag default, so help never shows it
+	stdin                 io.Reader
+	stdout                io.Writer
+}
+
+func (r *remote) client() *client.Client {
+	token := r.token
+	if token == "" {
+		token = r.envToken
+	}
+	return client.New(r.server, client.WithToken(token))
+}
+
+func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout, stderr io.Writer) {
+	r := &remote{stdin: stdin, stdout: stdout, envToken: getenv("ALLOT_TOKEN")}
+	server := getenv("ALLOT_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&r.server, "server", server, "allot server URL (ALLOT_SERVER)")
+	pf.StringVar(&r.token, "token", "", "API token (default $ALLOT_TOKEN)")
+	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
+	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
+		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv), benchCommand(r, getenv),
+		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r))
+}
+
+// readDocument reads a JSON or YAML file (- for standard input) into v,
+// refusing unknown fields.
+func (r *remote) readDocument(file string, v any) error {
+	var src []byte
+	var err error
+	if file == "-" {
+		src, err = io.ReadAll(r.stdin)
+	} else {
+		src, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return err
+	}
+	// YAML is a superset of JSON: one decoder reads both.
+	var generic any
+	if err := yaml.Unmarshal(src, &generic); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	js, err := json.Marshal(generic)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(js)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
+
+// run wraps a command body so server refusals print their code and detail.
+func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error { return refusal(fn(c, args)) }
+}
+
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Args: args(cobra.NoArgs)}
+	c.AddCommand(subs...)
+	return c
+}
+
+func parseInt(name, s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, usageError{fmt.Sprintf("%s must be an integer, not %q", name, s)}
+	}
+	return v, nil
+}
+
+// problemError is a server's refusal as the CLI prints it.
+type problemError struct{ msg string }
+
+func (e problemError) Error() string { return e.msg }
+
+// refusal turns a server problem into the CLI's message: the code, the
+// detail, then one line per violation. What the server wrote is escaped,
+// so the only line breaks are these.
+func refusal(err error) error {
+	e, ok := errors.AsType[*client.Error](err)
+	if !ok {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(printable(e.Problem.Code) + ": " + printable(e.Problem.Detail))
+	if e.Problem.Operation != nil {
+		fmt.Fprintf(&b, " (operation %d)", *e.Problem.Operation)
+	}
+	for _, v := range e.Problem.Violations {
+		if v.Resource != "" {
+			fmt.Fprintf(&b, "\n  %s: used %d of %d, requested %d, available %d", printable(v.Resource), v.Used, v.Hard, v.Requested, v.Available)
+		} else {
+			fmt.Fprintf(&b, "\n  %s.%s = %d, allowed %d to %d", printable(v.Kind), printable(v.Attribute), v.Value, v.Min, v.Max)
+		}
+	}
+	return problemError{b.String()}
+}

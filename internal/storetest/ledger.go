@@ -1,0 +1,93 @@
+// The ledger: replaying it must reproduce the stored usage.
+
+package storetest
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/quota"
+)
+
+// CheckLedger fails t unless replaying the whole ledger reproduces the
+// stored usage of every tenant that exists.
+func CheckLedger(t testing.TB, st quota.Store) {
+	t.Helper()
+	ctx := t.Context()
+	replay := quota.NewReplay()
+	after := int64(0)
+	for {
+		es, err := st.Events(ctx, quota.EventFilter{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Seq <= after {
+				t.Fatalf("event %d after event %d: the ledger is out of order", e.Seq, after)
+			}
+			if err := replay.Apply(e); err != nil {
+				t.Fatal(err)
+			}
+			after = e.Seq
+		}
+		if len(es) < 1000 {
+			break
+		}
+	}
+	ts, err := st.Tenants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts {
+		used, err := st.Usage(ctx, tn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := nonZero(replay.Usage[tn.ID]), nonZero(used); !maps.Equal(got, want) {
+			t.Errorf("tenant %s: replaying the ledger gives %v, the store holds %v", tn.ID, got, want)
+		}
+	}
+}
+
+// testLedgerReplay runs random operation sequences and holds the ledger
+// to the state: replaying it reproduces every tenant's usage.
+func testLedgerReplay(t *testing.T, h *harness) {
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	tenants := []string{"a", "b", "c"}
+	for _, id := range tenants {
+		h.must(createTenant(id, []string{"", "free", "pro"}[rng.IntN(3)]))
+	}
+	states := []string{"running", "standby", "stopped"}
+	for range 300 {
+		tn := tenants[rng.IntN(len(tenants))]
+		id := fmt.Sprint("c", rng.IntN(12))
+		var ops []quota.Op
+		for range 1 + rng.IntN(3) {
+			switch rng.IntN(6) {
+			case 0, 1:
+				ops = append(ops, instance(tn, id+"i", states[rng.IntN(3)], int64(16+rng.IntN(600))))
+			case 2:
+				ops = append(ops, volume(tn, id+"v", int64(2+rng.IntN(300))))
+			case 3:
+				ops = append(ops, del(tn, id+"i"))
+			case 4:
+				ops = append(ops, setHard(tn, []string{"compute.instances", "compute.volumes", "compute.live_memory_mb"}[rng.IntN(3)], int64(rng.IntN(2000))))
+			case 5:
+				op := volume(tn, id+"r", int64(2+rng.IntN(100)))
+				op.Spec.TTL = time.Duration(1+rng.IntN(5)) * time.Second
+				ops = append(ops, op)
+			}
+		}
+		h.doOn(h.engine, rng.IntN(8) == 0, ops...) // refusals are part of the test
+		if rng.IntN(10) == 0 {
+			h.clock.Advance(2 * time.Second)
+			if _, err := h.engine.Sweep(h.ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	CheckLedger(t, h.store)
+}
