@@ -43,7 +43,6 @@ func loadWebhooks(ctx context.Context, q querier, region string) ([]*quota.Webho
 	return out, nil
 }
 
-
 // queueWebhooks adds to b the deletes of a batch's webhooks, with what
 // they had pending in the outbox, then the writes of its new ones.
 func (t *tx) queueWebhooks(b *pgx.Batch, w *quota.Writes) {

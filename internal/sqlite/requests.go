@@ -35,7 +35,6 @@ func loadRequests(ctx context.Context, q querier, query string, args ...any) ([]
 	return out, nil
 }
 
-
 // writeRequests inserts or updates the requests of a batch.
 func (t *tx) writeRequests(ctx context.Context, rs []*quota.Request) error {
 	for _, x := range rs {

@@ -45,7 +45,6 @@ func loadWebhooks(ctx context.Context, q querier, region string) ([]*quota.Webho
 	return out, nil
 }
 
-
 // writeWebhooks deletes the webhooks of a batch, with what they had
 // pending in the outbox, then inserts or updates its new ones.
 func (t *tx) writeWebhooks(ctx context.Context, w *quota.Writes) error {
