@@ -2,6 +2,7 @@ package quota
 
 import (
 	"maps"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,7 +20,7 @@ type consumerCache struct {
 	size       int
 	head, tail *entry // head: most recently used
 	committed  func() uint64
-	evictions  int64
+	evictions  atomic.Int64 // read by other goroutines, for metrics
 }
 
 type entry struct {
@@ -103,7 +104,7 @@ func (cc *consumerCache) evict() {
 			delete(e.tenant.consumers, e.key.ID)
 			e.tenant.complete = false // it no longer holds all of its consumers
 			cc.size--
-			cc.evictions++
+			cc.evictions.Add(1)
 		}
 		e = prev
 	}

@@ -114,3 +114,6 @@ func (e *Engine) watch(ctx context.Context) {
 		}
 	}
 }
+
+// CacheEvictions counts the consumers evicted from the committer's cache.
+func (e *Engine) CacheEvictions() int64 { return e.st.cache.evictions.Load() }

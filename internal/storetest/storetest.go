@@ -66,6 +66,11 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"Outbox", testOutbox},
 		{"PlanChange", testPlanChange},
 		{"Pin", testPin},
+		{"PipelineFailure", testPipelineFailure},
+		{"ViewsAfterCommit", testViewsAfterCommit},
+		{"SmallCache", testSmallCache},
+		{"ViewsOfOtherProcesses", testViewsOfOtherProcesses},
+		{"AlternatingProcesses", testAlternatingProcesses},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
