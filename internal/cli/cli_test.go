@@ -29,6 +29,7 @@ func allot(t *testing.T, srv *testserver.Server, stdin string, args ...string) r
 }
 
 func setUp(t *testing.T) *testserver.Server {
+	t.Helper()
 	at := time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
 	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return at }})
 	for _, args := range [][]string{
