@@ -98,6 +98,7 @@ type credential struct {
 }
 
 func (a *allot) credential(project string) credential {
+	a.t.Helper()
 	var c credential
 	a.call("POST", "/api/v1/tenants/"+project+"/credentials", "", &c)
 	if c.AccessKey == "" || c.SecretKey == "" {
@@ -107,6 +108,7 @@ func (a *allot) credential(project string) credential {
 }
 
 func (a *allot) dcsClient(ak, sk, project string) *dcs.DcsClient {
+	a.t.Helper()
 	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(project).SafeBuild()
 	if err != nil {
 		a.t.Fatal(err)

@@ -22,6 +22,7 @@ type lifecycle struct {
 }
 
 func newLifecycle(t *testing.T) *lifecycle {
+	t.Helper()
 	srv := testserver.Start(t)
 	l := &lifecycle{srv: srv, admin: client.New(srv.URL, client.WithToken(srv.AdminToken)), c: caller{t, srv.URL}}
 	ctx := t.Context()
@@ -165,6 +166,7 @@ func TestUsageAtAPastMoment(t *testing.T) {
 	l := newLifecycle(t)
 	ctx := t.Context()
 	put := func(id string) {
+		t.Helper()
 		if _, err := l.admin.PutConsumer(ctx, "acme", id, client.PutConsumerRequest{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 10}}, client.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -183,6 +185,7 @@ func TestUsageAtAPastMoment(t *testing.T) {
 	}
 	now, _ := l.tenant.UsageAt(ctx, "acme", time.Now())
 	find := func(u *client.UsageAt, res string) client.UsageResource {
+		t.Helper()
 		for _, r := range u.Resources {
 			if r.Resource == res {
 				return r
@@ -272,6 +275,7 @@ func TestEventStreamResumesWithoutGapsOrDuplicates(t *testing.T) {
 	l := newLifecycle(t)
 	ctx := t.Context()
 	put := func(tenant, id string) {
+		t.Helper()
 		if _, err := l.admin.PutConsumer(ctx, tenant, id, client.PutConsumerRequest{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}}, client.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}

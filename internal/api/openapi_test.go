@@ -256,6 +256,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {
+		t.Helper()
 		var s struct {
 			Properties map[string]json.RawMessage `json:"properties"`
 			Required   []string                   `json:"required"`

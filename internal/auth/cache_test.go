@@ -18,6 +18,7 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Schema(t)
 	open := func() quota.Store {
+		t.Helper()
 		st, err := postgres.Open(ctx, dsn, "local", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -38,6 +39,7 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 	defer other.Stop(ctx)
 	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
 	mint := func(name string) string {
+		t.Helper()
 		token, hash, err := auth.New(name)
 		if err != nil {
 			t.Fatal(err)
@@ -49,6 +51,7 @@ func TestCachedTokensAndRevocation(t *testing.T) {
 		return token
 	}
 	revoke := func(on *quota.Engine, name string) {
+		t.Helper()
 		if _, err := on.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{&quota.RevokeToken{Name: name}}}); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +10,9 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/cli"
+	"github.com/allot-dev/allot/internal/golden"
 	"github.com/allot-dev/allot/internal/testserver"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 type result struct {
 	code           int
@@ -30,23 +28,8 @@ func allot(t *testing.T, srv *testserver.Server, stdin string, args ...string) r
 	return result{code, out.String(), errOut.String()}
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(path, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from %s:\n%s", name, path, got)
-	}
-}
-
 func setUp(t *testing.T) *testserver.Server {
+	t.Helper()
 	at := time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
 	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return at }})
 	for _, args := range [][]string{
@@ -85,7 +68,7 @@ func TestReadCommandsGolden(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
-			golden(t, tc.name, r.stdout)
+			golden.Assert(t, filepath.Join("testdata", tc.name+".golden"), []byte(r.stdout))
 		})
 	}
 }
@@ -96,7 +79,7 @@ func TestRefusalExitsOneWithTheCode(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d", r.code)
 	}
-	golden(t, "refusal_stderr", r.stderr)
+	golden.Assert(t, "testdata/refusal_stderr.golden", []byte(r.stderr))
 	r = allot(t, srv, "", "consumers", "put", "acme", "web-3", "--kind", "compute.instance", "--state", "stopped", "--attr", "memory_mb=4096")
 	if r.code != 1 || !strings.Contains(r.stderr, "limit_violation") || !strings.Contains(r.stderr, "compute.instance.memory_mb = 4096, allowed 16 to 512") {
 		t.Fatalf("limit refusal: %d %s", r.code, r.stderr)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/allot-dev/allot/internal/cli"
+	"github.com/allot-dev/allot/internal/golden"
 )
 
 // local runs a command that needs no server, with env as its environment.
@@ -98,7 +99,7 @@ func TestCatalogShow(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	golden(t, "catalog_show_table", r.stdout)
+	golden.Assert(t, "testdata/catalog_show_table.golden", []byte(r.stdout))
 
 	r = local(t, nil, "catalog", "show", "-o", "yaml")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "# The catalog allot starts with") {

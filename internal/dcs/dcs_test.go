@@ -3,13 +3,11 @@ package dcs_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,10 +16,9 @@ import (
 
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/dcs"
+	"github.com/allot-dev/allot/internal/golden"
 	"github.com/allot-dev/allot/internal/testserver"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 const (
 	projectA = "0123456789abcdef0123456789abcdef"
@@ -141,26 +138,6 @@ func token(tok string) func(r *http.Request) {
 	return func(r *http.Request) { r.Header.Set("X-Auth-Token", tok) }
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("%s: not JSON: %s", name, got)
-	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(path, pretty.Bytes(), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from %s:\n%s", name, path, pretty.String())
-	}
-}
-
 func TestQuota(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct{ name, path string }{
@@ -176,7 +153,7 @@ func TestQuota(t *testing.T) {
 			if a.status != 200 || a.header.Get("Content-Type") != "application/json" || a.header.Get("X-Request-Id") == "" {
 				t.Fatalf("%s by %s: %d %v %s", tc.name, how, a.status, a.header, a.body)
 			}
-			golden(t, tc.name, a.body)
+			golden.AssertJSON(t, filepath.Join("testdata", tc.name+".golden"), a.body)
 		}
 	}
 	// The instance row's unit is null, never {}: decode it the way the SDK's
@@ -258,7 +235,7 @@ func TestErrors(t *testing.T) {
 			}
 			name := "error_" + strings.NewReplacer(" ", "_", "'", "", "(", "", ")", "").Replace(tc.name)
 			// Request ids differ per request; pin everything else.
-			golden(t, name, bytes.Replace(a.body, []byte(a.header.Get("X-Request-Id")), []byte("REQUEST-ID"), 1))
+			golden.AssertJSON(t, filepath.Join("testdata", name+".golden"), bytes.Replace(a.body, []byte(a.header.Get("X-Request-Id")), []byte("REQUEST-ID"), 1))
 		})
 	}
 	if a := f.get("GET", pathA, f.signed(f.key.AccessKey, f.key.SecretKey, projectA, f.now.Add(-14*time.Minute))); a.status != 200 {

@@ -4,21 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/golden"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/testserver"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // The user of KraftCloud's documentation example.
 const userUUID = "471a2a73-36db-4df9-bb63-82a45810e88a"
@@ -76,26 +72,6 @@ func (f *fixture) get(path, token string, method ...string) (int, http.Header, [
 	return resp.StatusCode, resp.Header, b
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("not JSON: %s", got)
-	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(path, pretty.Bytes(), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from %s:\n%s", name, path, pretty.String())
-	}
-}
-
 // setUpLikeTheDocs gives the user the quotas, limits and usage of the
 // example in KraftCloud's users API documentation.
 func (f *fixture) setUpLikeTheDocs() {
@@ -130,12 +106,12 @@ func TestQuotasGolden(t *testing.T) {
 	if status != 200 || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, content type %q: %s", status, hdr.Get("Content-Type"), body)
 	}
-	golden(t, "users_quotas", body)
+	golden.AssertJSON(t, "testdata/users_quotas.golden", body)
 	status, _, byUUID := f.get("/v1/users/"+userUUID+"/quotas", f.user)
 	if status != 200 {
 		t.Fatalf("by uuid: %d %s", status, byUUID)
 	}
-	golden(t, "users_uuid_quotas", byUUID)
+	golden.AssertJSON(t, "testdata/users_uuid_quotas.golden", byUUID)
 	if status, _, _ := f.get("/v1/users/"+userUUID+"/quotas", f.srv.AdminToken); status != 200 {
 		t.Fatalf("admin by uuid: %d", status)
 	}

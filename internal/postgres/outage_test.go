@@ -29,6 +29,7 @@ func TestDatabaseOutage(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{Store: st})
 
 	do := func(method, path, body string) (int, http.Header, string) {
+		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+srv.AdminToken)
 		resp, err := http.DefaultClient.Do(req)

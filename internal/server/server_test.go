@@ -154,6 +154,7 @@ func (downStore) Ping(context.Context) error { return errors.New("connection ref
 func TestHealthAndReadiness(t *testing.T) {
 	srv := testserver.Start(t)
 	get := func(url string) (int, string) {
+		t.Helper()
 		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
@@ -185,6 +186,7 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	now.Store(&start)
 	srv := testserver.Start(t, testserver.Options{Now: func() time.Time { return *now.Load() }, FailedAuthLimit: 3})
 	get := func(token string) *http.Response {
+		t.Helper()
 		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/tenants", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)

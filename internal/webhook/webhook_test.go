@@ -121,6 +121,7 @@ func TestThresholdCrossingsAreNotifiedOnceEachWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	put := func(id string) {
+		t.Helper()
 		if _, err := c.PutConsumer(ctx, "acme", id, client.PutConsumerRequest{Kind: "compute.volume", Attributes: map[string]int64{"size_mb": 2}}, client.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -188,6 +189,7 @@ func TestDeliveriesPendingAtARestartAreSentAfterIt(t *testing.T) {
 	}
 	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
 	must := func(ops ...quota.Op) {
+		t.Helper()
 		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: ops}); err != nil {
 			t.Fatal(err)
 		}
