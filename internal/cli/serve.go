@@ -40,6 +40,8 @@ type ServeConfig struct {
 	TenantMetrics bool
 	QueueSize     int
 	MaxBatch      int
+	// CacheConsumers bounds the consumers the committer keeps in memory.
+	CacheConsumers int
 	// Limits against slow or abusive clients.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
@@ -54,12 +56,13 @@ type ServeConfig struct {
 // a config file, ALLOT_* variables and flags over them.
 func DefaultServeConfig() ServeConfig {
 	return ServeConfig{
-		Listen:    "127.0.0.1:8080",
-		Data:      "./allot-data",
-		Region:    "local",
-		LogFormat: "text",
-		QueueSize: 8192,
-		MaxBatch:  1024,
+		Listen:         "127.0.0.1:8080",
+		Data:           "./allot-data",
+		Region:         "local",
+		LogFormat:      "text",
+		QueueSize:      8192,
+		MaxBatch:       1024,
+		CacheConsumers: 1_000_000,
 
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -113,6 +116,7 @@ named like the flags), the built-in default.`,
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (ALLOT_LOG_FORMAT)")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
+	f.IntVar(&cfg.CacheConsumers, "cache-consumers", cfg.CacheConsumers, "consumers the committer keeps in memory, about 250 bytes each; tenants and usage always are (ALLOT_CACHE_CONSUMERS)")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time a client has to send its request headers (ALLOT_READ_HEADER_TIMEOUT)")
 	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time a client has to send a whole request (ALLOT_READ_TIMEOUT)")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write an answer; event streams are exempt (ALLOT_WRITE_TIMEOUT)")
@@ -240,6 +244,7 @@ func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Confi
 	c.Listen, c.Database, c.Data, c.Region, c.Catalog = cfg.Listen, cfg.Database, cfg.Data, cfg.Region, cat
 	c.SecretKeyFile, c.AdminToken, c.Logger = cfg.SecretKeyFile, cfg.AdminToken, log
 	c.QueueSize, c.MaxBatch, c.MaxOps, c.TenantMetrics = cfg.QueueSize, cfg.MaxBatch, cfg.MaxBatchOps, cfg.TenantMetrics
+	c.CacheConsumers = cfg.CacheConsumers
 	c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout = cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout
 	c.MaxHeaderBytes, c.MaxBodyBytes, c.FailedAuthLimit, c.WebhookAllow = cfg.MaxHeaderBytes, cfg.MaxBodyBytes, cfg.AuthFailureLimit, cfg.WebhookAllow
 	return c
@@ -281,6 +286,9 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if cfg.QueueSize < 1 || cfg.MaxBatch < 1 {
 		return nil, usageError{"queue-size and max-batch must be at least 1"}
+	}
+	if cfg.CacheConsumers < 100 {
+		return nil, usageError{"cache-consumers: must be at least 100"}
 	}
 	for name, d := range map[string]time.Duration{"read-header-timeout": cfg.ReadHeaderTimeout, "read-timeout": cfg.ReadTimeout,
 		"write-timeout": cfg.WriteTimeout, "idle-timeout": cfg.IdleTimeout} {

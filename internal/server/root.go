@@ -52,9 +52,12 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 
 	QueueSize, MaxBatch, MaxOps int
-	SweepInterval               time.Duration // nil: 1s
-	TenantMetrics               bool
-	Dashboard                   bool
+	// CacheConsumers bounds the consumers the committer keeps in memory;
+	// 0: the engine's default (1,000,000).
+	CacheConsumers int
+	SweepInterval  time.Duration // nil: 1s
+	TenantMetrics  bool
+	Dashboard      bool
 
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
@@ -151,7 +154,8 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 
 	r.Metrics = NewMetrics()
 	r.Engine = quota.NewEngine(quota.EngineConfig{Store: store, Catalog: cfg.Catalog, Logger: cfg.Logger, Now: cfg.Now,
-		Observer: r.Metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxOps, SweepInterval: cfg.SweepInterval})
+		Observer: r.Metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxOps, SweepInterval: cfg.SweepInterval,
+		CacheConsumers: cfg.CacheConsumers})
 	if err := r.Engine.Start(ctx); err != nil {
 		return nil, fmt.Errorf("loading the state: %w", err)
 	}
