@@ -161,7 +161,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}
 	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
-		t := &quota.Tenant{Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
+		t := &quota.Tenant{} // override maps only for tenants that have overrides: most have none
 		var created int64
 		var thresholds *string
 		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &t.CreatedSeq, &thresholds); err != nil {
@@ -194,6 +194,9 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 			if min != nil && max != nil {
 				o.Requestable = &quota.Range{Min: *min, Max: *max}
 			}
+			if t.Quotas == nil {
+				t.Quotas = map[string]quota.QuotaOverride{}
+			}
 			t.Quotas[res] = o
 		}
 		return struct{}{}, nil
@@ -212,6 +215,9 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 			return struct{}{}, err
 		}
 		if t := out[tenant]; t != nil {
+			if t.Limits == nil {
+				t.Limits = map[string]quota.Range{}
+			}
 			t.Limits[key] = rg
 		}
 		return struct{}{}, nil

@@ -19,29 +19,35 @@ type consumerCache struct {
 	limit      int
 	size       int
 	head, tail *entry // head: most recently used
+	// odd holds, whole, the few consumers a compact entry cannot: of a kind
+	// the catalog no longer describes, or charged under an older catalog.
+	odd map[*entry]*Consumer
 	committed  func() uint64
 	evictions  atomic.Int64 // read by other goroutines, for metrics
 }
 
 type entry struct {
-	key        ConsumerKey
+	id         string
 	tenant     *tenantState
-	deleted    bool // a tombstone: the consumer does not exist
 	kind       *Kind
-	state      string
-	attrs      []int64   // in kind.Attributes order
-	fp         Footprint // nil: what the kind's usage rules derive
-	full       *Consumer // instead of the compact fields, when they cannot hold it
+	attrs      [maxCompactAttrs]int64 // in kind.Attributes order
 	generation int64
 	expires    int64 // unix nanoseconds; 0: not a reservation
 	created    int64
 	updated    int64
 	batch      uint64 // the batch that wrote it last
 	prev, next *entry
+	state      uint8 // index into kind.States, plus one; 0: no state
+	deleted    bool  // a tombstone: the consumer does not exist
+	odd        bool  // kept whole in consumerCache.odd
 }
 
+// maxCompactAttrs is the most attributes a compact entry holds; a kind with
+// more is kept whole.
+const maxCompactAttrs = 3
+
 func newConsumerCache(cat *Catalog, limit int, committed func() uint64) *consumerCache {
-	return &consumerCache{cat: cat, limit: limit, committed: committed}
+	return &consumerCache{cat: cat, limit: limit, committed: committed, odd: map[*entry]*Consumer{}}
 }
 
 // get returns the cached consumer at key: found says whether the cache
@@ -55,14 +61,25 @@ func (cc *consumerCache) get(t *tenantState, id string) (c *Consumer, found bool
 	if e.deleted {
 		return nil, true
 	}
+	if e.odd {
+		return cc.odd[e], true
+	}
 	return e.consumer(), true
 }
 
-// put records c (nil: deleted) for the tenant, written by batch.
-func (cc *consumerCache) put(t *tenantState, id string, c *Consumer, batch uint64) {
+// put records c (nil: deleted) for the tenant, written by batch. derived
+// says c's footprint is what its kind's rules give (a consumer the engine
+// just wrote); one read from the store is checked.
+func (cc *consumerCache) put(t *tenantState, id string, c *Consumer, batch uint64, derived bool) {
 	e := t.consumers[id]
 	if e == nil {
-		e = &entry{key: ConsumerKey{t.id, id}, tenant: t}
+		if t.consumers == nil {
+			t.consumers = map[string]*entry{}
+		}
+		if c != nil {
+			id = c.ID
+		}
+		e = &entry{id: id, tenant: t}
 		t.consumers[id] = e
 		cc.pushFront(e)
 		cc.size++
@@ -70,7 +87,10 @@ func (cc *consumerCache) put(t *tenantState, id string, c *Consumer, batch uint6
 		cc.touch(e)
 	}
 	e.batch = batch
-	e.set(cc.cat, c)
+	delete(cc.odd, e)
+	if !e.set(cc.cat, c, derived) {
+		cc.odd[e] = c
+	}
 	cc.evict()
 }
 
@@ -78,19 +98,19 @@ func (cc *consumerCache) put(t *tenantState, id string, c *Consumer, batch uint6
 func (cc *consumerCache) forget(t *tenantState) {
 	for _, e := range t.consumers {
 		cc.unlink(e)
+		delete(cc.odd, e)
 		cc.size--
 	}
-	clear(t.consumers)
-	t.complete = false
+	t.consumers, t.complete = nil, false
 }
 
 // clear drops everything.
 func (cc *consumerCache) clear(tenants map[string]*tenantState) {
 	for _, t := range tenants {
-		clear(t.consumers)
-		t.complete = false
+		t.consumers, t.complete = nil, false
 	}
 	cc.head, cc.tail, cc.size = nil, nil, 0
+	clear(cc.odd)
 }
 
 // evict drops least recently used entries beyond the limit, skipping those
@@ -101,7 +121,8 @@ func (cc *consumerCache) evict() {
 		prev := e.prev
 		if e.batch <= committed {
 			cc.unlink(e)
-			delete(e.tenant.consumers, e.key.ID)
+			delete(cc.odd, e)
+			delete(e.tenant.consumers, e.id)
 			e.tenant.complete = false // it no longer holds all of its consumers
 			cc.size--
 			cc.evictions.Add(1)
@@ -142,55 +163,56 @@ func (cc *consumerCache) unlink(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
-// set stores c in the entry, compactly where its kind allows.
-func (e *entry) set(cat *Catalog, c *Consumer) {
-	e.full, e.fp, e.attrs = nil, nil, nil
+// set stores c in the entry, compactly where its kind allows, and reports
+// whether it could.
+func (e *entry) set(cat *Catalog, c *Consumer, derived bool) bool {
 	if e.deleted = c == nil; e.deleted {
-		return
+		return true
 	}
+	e.odd = true
 	e.generation, e.created, e.updated = c.Generation, c.CreatedAt.UnixNano(), c.UpdatedAt.UnixNano()
 	e.expires = 0
 	if c.ExpiresAt != nil {
 		e.expires = c.ExpiresAt.UnixNano()
 	}
 	k := cat.Kind(c.Kind)
-	if k == nil || len(c.Attributes) != len(k.Attributes) || (c.State != "" && !k.HasState(c.State)) {
-		e.full = c // a kind the catalog no longer describes: keep it whole
-		return
+	if k == nil || len(k.Attributes) > maxCompactAttrs || len(c.Attributes) != len(k.Attributes) {
+		return false // a kind the catalog no longer describes: kept whole
 	}
-	attrs := make([]int64, len(k.Attributes))
+	state := 0
+	if c.State != "" {
+		if state = indexOf(k.States, c.State) + 1; state == 0 {
+			return false
+		}
+	}
 	for i, a := range k.Attributes {
 		v, ok := c.Attributes[a.Name]
 		if !ok {
-			e.full = c
-			return
+			return false
 		}
-		attrs[i] = v
+		e.attrs[i] = v
 	}
-	e.kind, e.attrs = k, attrs
-	e.state = c.State
-	if i := indexOf(k.States, c.State); i >= 0 {
-		e.state = k.States[i] // the catalog's string, not a copy
+	if !derived {
+		if fp, err := FootprintOf(k, c.State, c.Attributes); err != nil || !maps.Equal(fp, c.Footprint) {
+			return false // charged under an older catalog: kept as charged
+		}
 	}
-	if derived, err := FootprintOf(k, c.State, c.Attributes); err != nil || !maps.Equal(derived, c.Footprint) {
-		e.fp = c.Footprint // charged under an older catalog: keep what was charged
-	}
+	e.kind, e.state, e.odd = k, uint8(state), false
+	return true
 }
 
-// consumer materializes the entry.
+// consumer materializes a compact entry.
 func (e *entry) consumer() *Consumer {
-	if e.full != nil {
-		return e.full
-	}
-	attrs := make(map[string]int64, len(e.attrs))
+	attrs := make(map[string]int64, len(e.kind.Attributes))
 	for i, a := range e.kind.Attributes {
 		attrs[a.Name] = e.attrs[i]
 	}
-	fp := e.fp
-	if fp == nil {
-		fp, _ = FootprintOf(e.kind, e.state, attrs)
+	state := ""
+	if e.state > 0 {
+		state = e.kind.States[e.state-1]
 	}
-	c := &Consumer{Tenant: e.key.Tenant, ID: e.key.ID, Kind: e.kind.Name, State: e.state, Attributes: attrs,
+	fp, _ := FootprintOf(e.kind, state, attrs)
+	c := &Consumer{Tenant: e.tenant.id, ID: e.id, Kind: e.kind.Name, State: state, Attributes: attrs,
 		Generation: e.generation, Footprint: fp, CreatedAt: time.Unix(0, e.created).UTC(), UpdatedAt: time.Unix(0, e.updated).UTC()}
 	if e.expires != 0 {
 		at := time.Unix(0, e.expires).UTC()

@@ -73,7 +73,7 @@ func newTenantState(r *TenantRecord) *tenantState {
 	if u == nil {
 		u = map[string]int64{}
 	}
-	return &tenantState{id: r.Tenant.ID, t: r.Tenant, usage: u, version: r.Version, consumers: map[string]*entry{}}
+	return &tenantState{id: r.Tenant.ID, t: r.Tenant, usage: u, version: r.Version}
 }
 
 // replace puts a tenant read again from the store in place of what memory
@@ -130,7 +130,7 @@ func (s *state) prepare(ctx context.Context, tx Tx, keys map[ConsumerKey]bool) (
 		}
 		for _, c := range cs {
 			if _, known := ts.consumers[c.ID]; !known { // what a pending batch wrote wins
-				s.cache.put(ts, c.ID, c, 0)
+				s.cache.put(ts, c.ID, c, 0, false)
 			}
 		}
 		ts.complete = true
@@ -153,7 +153,7 @@ func (s *state) prepare(ctx context.Context, tx Tx, keys map[ConsumerKey]bool) (
 		for _, k := range point {
 			c := found[k]
 			have[k] = c
-			s.cache.put(s.tenants[k.Tenant], k.ID, c, 0)
+			s.cache.put(s.tenants[k.Tenant], k.ID, c, 0, false)
 		}
 	}
 	return have, nil

@@ -2,7 +2,6 @@ package quota
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +16,11 @@ type TenantView struct {
 	Version int64
 }
 
+// view shares the tenant's usage map: the committer never changes a map in
+// place once a batch has finished with it (each batch works on a copy), so
+// readers may hold it as it is.
 func (ts *tenantState) view() *TenantView {
-	return &TenantView{Tenant: ts.t, Usage: maps.Clone(ts.usage), Version: ts.version}
+	return &TenantView{Tenant: ts.t, Usage: ts.usage, Version: ts.version}
 }
 
 // views is what readers see: each tenant as of the last commit that

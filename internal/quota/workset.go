@@ -363,7 +363,7 @@ func (ws *workset) finish(batch uint64, shared bool) map[string]int64 {
 			delete(st.tenants, id)
 			st.folded = nil
 		case t != nil && ts == nil:
-			ts = &tenantState{id: id, t: t, usage: ws.usage[id], consumers: map[string]*entry{}, complete: true}
+			ts = &tenantState{id: id, t: t, usage: ws.usage[id], complete: true}
 			st.tenants[id] = ts
 			st.folded = nil
 		case t != nil:
@@ -376,7 +376,7 @@ func (ws *workset) finish(batch uint64, shared bool) map[string]int64 {
 	}
 	for k := range ws.dirtyConsumers {
 		if ts := st.tenants[k.Tenant]; ts != nil {
-			st.cache.put(ts, k.ID, ws.consumers[k], batch)
+			st.cache.put(ts, k.ID, ws.consumers[k], batch, true)
 		}
 	}
 	if len(ws.dirtyWebhooks) > 0 {

@@ -101,8 +101,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 			overrides = append(overrides, pending{row, tenant, name, a, b, c})
 			return nil
 		}
-		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64), CreatedSeq: b.Int64,
-			Quotas: map[string]quota.QuotaOverride{}, Limits: map[string]quota.Range{}}
+		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64), CreatedSeq: b.Int64} // override maps only for tenants that have overrides: most have none
 		if thresholds.Valid {
 			if err := json.Unmarshal([]byte(thresholds.String), &t.Thresholds); err != nil {
 				return fmt.Errorf("tenant %s: thresholds: %w", t.ID, err)
@@ -120,6 +119,9 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 			continue
 		}
 		if o.row == "l" {
+			if t.Limits == nil {
+				t.Limits = map[string]quota.Range{}
+			}
 			t.Limits[o.name] = quota.Range{Min: o.a.Int64, Max: o.b.Int64}
 			continue
 		}
@@ -130,6 +132,9 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		}
 		if o.b.Valid && o.c.Valid {
 			qo.Requestable = &quota.Range{Min: o.b.Int64, Max: o.c.Int64}
+		}
+		if t.Quotas == nil {
+			t.Quotas = map[string]quota.QuotaOverride{}
 		}
 		t.Quotas[o.name] = qo
 	}
