@@ -21,9 +21,9 @@ type consumerCache struct {
 	head, tail *entry // head: most recently used
 	// odd holds, whole, the few consumers a compact entry cannot: of a kind
 	// the catalog no longer describes, or charged under an older catalog.
-	odd map[*entry]*Consumer
-	committed  func() uint64
-	evictions  atomic.Int64 // read by other goroutines, for metrics
+	odd       map[*entry]*Consumer
+	committed func() uint64
+	evictions atomic.Int64 // read by other goroutines, for metrics
 }
 
 type entry struct {
