@@ -76,7 +76,16 @@ func TestDatabaseOutage(t *testing.T) {
 	if code, _, _ := do("GET", "/healthz", ""); code != 200 {
 		t.Fatalf("/healthz during the outage: %d, want 200", code)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The outage lasts until the load has met it (a loaded machine may
+	// take a while to send its next claim).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		met := statuses[503] > 0
+		mu.Unlock()
+		if met {
+			break
+		}
+	}
 
 	px.Refuse(false)
 	deadline := time.Now().Add(20 * time.Second)
