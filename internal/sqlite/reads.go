@@ -101,14 +101,16 @@ func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 }
 
 // eventsQuery is a ledger page's statement: each form matches an index
-// ((region, tenant, seq) or (region, seq)), so a page costs its own rows,
-// never a scan of the ledger.
+// ((region, tenant, seq), or the table itself in seq order), so a page
+// costs its own rows, never a scan of the ledger. The ledger-wide form
+// writes +region, which keeps the planner off the tenant index: through it,
+// "region = ?" is every row, sorted.
 func eventsQuery(byTenant bool) string {
 	const cols = `SELECT ` + eventColumns + ` FROM events`
 	if byTenant {
 		return cols + ` WHERE region = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
 	}
-	return cols + ` WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?`
+	return cols + ` WHERE +region = ? AND seq > ? ORDER BY seq LIMIT ?`
 }
 
 func eventsArgs(region string, f quota.EventFilter) []any {
@@ -121,7 +123,7 @@ func eventsArgs(region string, f quota.EventFilter) []any {
 // LastSeq implements quota.Store.
 func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64
-	rows, err := s.reads.QueryContext(ctx, `SELECT max(seq) FROM events WHERE region = ?`, s.region)
+	rows, err := s.reads.QueryContext(ctx, `SELECT max(seq) FROM (SELECT seq FROM events WHERE +region = ? ORDER BY seq DESC LIMIT 1)`, s.region)
 	if err == nil {
 		defer rows.Close()
 		if rows.Next() {
