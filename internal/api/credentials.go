@@ -37,7 +37,7 @@ func (a *API) createCredential(w http.ResponseWriter, r *http.Request, who quota
 
 func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
 	tenant := r.PathValue("tenant")
-	if _, err := a.engine.View(tenant); err != nil {
+	if _, err := a.engine.View(r.Context(), tenant); err != nil {
 		return err
 	}
 	ts, err := a.store.Tokens(r.Context())

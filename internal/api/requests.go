@@ -46,7 +46,7 @@ func (a *API) listRequests(w http.ResponseWriter, r *http.Request, who quota.Act
 	}
 	tenant := r.PathValue("tenant")
 	if tenant != "" {
-		if _, err := a.engine.View(tenant); err != nil {
+		if _, err := a.engine.View(r.Context(), tenant); err != nil {
 			return err
 		}
 	}

@@ -21,7 +21,7 @@ func (a *API) setThresholds(w http.ResponseWriter, r *http.Request, who quota.Ac
 }
 
 func (a *API) getThresholds(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	v, err := a.engine.View(r.PathValue("tenant"))
+	v, err := a.engine.View(r.Context(), r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}

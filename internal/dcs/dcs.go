@@ -49,7 +49,7 @@ type Config struct {
 
 // TenantReader answers a tenant as of the last commit: the engine.
 type TenantReader interface {
-	View(tenant string) (*quota.TenantView, error)
+	View(ctx context.Context, tenant string) (*quota.TenantView, error)
 }
 
 // New returns the dialect.
@@ -136,7 +136,7 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "DCS.1004", "The project ID does not match the token.")
 			return
 		}
-		v, err := d.tenants.View(project)
+		v, err := d.tenants.View(r.Context(), project)
 		if quota.ErrorCode(err) == quota.CodeNotFound {
 			fail(w, http.StatusNotFound, "DCS.4001", "The project does not exist.")
 			return

@@ -32,7 +32,7 @@ func (s *keyStore) Token(_ context.Context, name string) (*quota.Token, error) {
 }
 
 // View answers the one project, as the engine would.
-func (s *keyStore) View(id string) (*quota.TenantView, error) {
+func (s *keyStore) View(_ context.Context, id string) (*quota.TenantView, error) {
 	if id != lockoutProject {
 		return nil, quota.Errorf(quota.CodeNotFound, "no tenant %s", id)
 	}

@@ -5,6 +5,7 @@ package kraftcloud
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -55,7 +56,7 @@ type Config struct {
 
 // TenantReader answers a tenant as of the last commit: the engine.
 type TenantReader interface {
-	View(tenant string) (*quota.TenantView, error)
+	View(ctx context.Context, tenant string) (*quota.TenantView, error)
 }
 
 // New returns the dialect. Fields the catalog does not map to anything it
@@ -170,7 +171,7 @@ type item struct {
 }
 
 func (d *Dialect) item(r *http.Request, tenant string) (*item, error) {
-	v, err := d.tenants.View(tenant)
+	v, err := d.tenants.View(r.Context(), tenant)
 	if err != nil {
 		return nil, err
 	}

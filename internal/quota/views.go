@@ -50,9 +50,22 @@ func (v *views) remove(id string) {
 	delete(v.tenants, id)
 }
 
-// View returns a tenant as of the last commit (this process's at once,
-// other processes' within the staleness Watch allows).
-func (e *Engine) View(tenant string) (*TenantView, error) {
+// View returns a tenant as of the last commit. With a store other
+// processes share, it reads the tenant from the store first (one indexed
+// read), so that a change any process acknowledged is seen by the next
+// read through any process; Watch keeps the rest of the views fresh.
+func (e *Engine) View(ctx context.Context, tenant string) (*TenantView, error) {
+	if e.store.Shared() {
+		records, err := e.store.LoadTenants(ctx, []string{tenant})
+		if err != nil {
+			return nil, err
+		}
+		if len(records) == 0 {
+			return nil, Errorf(CodeNotFound, "tenant %q not found", tenant)
+		}
+		r := records[0]
+		e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Version: r.Version})
+	}
 	e.views.mu.RLock()
 	tv := e.views.tenants[tenant]
 	e.views.mu.RUnlock()

@@ -105,7 +105,7 @@ func testPipelineFailure(t *testing.T, h *harness) {
 		t.Fatalf("the injected failure struck no change (%d commits)", f.commits.Load())
 	}
 	// Memory equals the store: the next decisions are made on the truth.
-	v, err := e.View("t")
+	v, err := e.View(h.ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ func testViewsAfterCommit(t *testing.T, h *harness) {
 		t.Fatal("the change never reached its commit")
 	}
 	// The batch is decided and on its way to the store, not committed.
-	if v, _ := e.View("t"); v.Usage["compute.volumes"] != 0 {
+	if v, _ := e.View(h.ctx, "t"); v.Usage["compute.volumes"] != 0 {
 		t.Fatalf("a reader sees %v before the batch committed", v.Usage)
 	}
 	close(hold)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := e.View("t"); v.Usage["compute.volumes"] != 1 {
+	if v, _ := e.View(h.ctx, "t"); v.Usage["compute.volumes"] != 1 {
 		t.Fatalf("after the commit a reader sees %v, want the volume", v.Usage)
 	}
 }
@@ -237,13 +237,13 @@ func testViewsOfOtherProcesses(t *testing.T, h *harness) {
 	}
 	h.must(createTenant("t", ""))
 	_, other := h.start()
-	if _, err := other.View("t"); err != nil {
+	if _, err := other.View(h.ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
 	h.must(volume("t", "v1", 10))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v, err := other.View("t")
+		v, err := other.View(h.ctx, "t")
 		if err == nil && v.Usage["compute.volumes"] == 1 {
 			return
 		}
