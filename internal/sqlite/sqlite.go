@@ -38,6 +38,7 @@ type Store struct {
 	inUse *os.File // the exclusive lock that makes this process the only user
 
 	ckpt               *sql.DB // checkpoints the WAL
+	wal                string  // the WAL's path
 	stopCkpt, ckptDone chan struct{}
 
 	mu    sync.Mutex // serializes Update on the writer connection
@@ -75,7 +76,7 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
 	write.SetConnMaxLifetime(0)
-	s := &Store{region: region, log: log, write: write, stmts: map[string]*sql.Stmt{}, inUse: inUse}
+	s := &Store{region: region, log: log, write: write, stmts: map[string]*sql.Stmt{}, inUse: inUse, wal: path + "-wal"}
 	if s.conn, err = write.Conn(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
@@ -102,10 +103,16 @@ func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, e
 	return s, nil
 }
 
+// walLimit is the WAL size at which the checkpointer stops the writer for
+// a moment to empty it.
+const walLimit = 128 << 20
+
 // checkpoints copies the WAL into the database in the background, so that
-// commits never wait for it and the WAL stays small: a PASSIVE checkpoint
-// never blocks the writer, and the writer restarts the WAL from its
-// beginning once one has copied all of it.
+// commits never wait for it: a PASSIVE checkpoint never blocks the writer.
+// Under a steady load the writer never finds the WAL wholly copied, so it
+// never starts it again from the beginning, and the file would grow
+// without end; past walLimit the checkpointer holds the writer back while
+// it copies the little PASSIVE left and truncates the file.
 func (s *Store) checkpoints() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(200 * time.Millisecond)
@@ -116,6 +123,16 @@ func (s *Store) checkpoints() {
 			return
 		case <-t.C:
 			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("sqlite: checkpoint failed", "err", err)
+				continue
+			}
+			if fi, err := os.Stat(s.wal); err != nil || fi.Size() < walLimit {
+				continue
+			}
+			s.mu.Lock()
+			_, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			s.mu.Unlock()
+			if err != nil {
 				s.log.Warn("sqlite: checkpoint failed", "err", err)
 			}
 		}
@@ -188,6 +205,12 @@ func (s *Store) Close() error {
 // IMMEDIATE transaction, so two processes opening a new file at once do not
 // both apply one.
 func (s *Store) migrate(ctx context.Context) error {
+	// A new database reclaims the pages pruning frees, a little at a time
+	// (an existing one reuses them, and its file stops growing). This only
+	// takes effect before the first table is created.
+	if _, err := s.conn.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
 	if _, err := s.conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
