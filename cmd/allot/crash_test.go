@@ -25,12 +25,15 @@ type state struct {
 	consumers map[string]map[string]bool // tenant → consumer IDs
 	usage     map[string]map[string]int64
 	footprint map[string]map[string]int64 // the sum of the consumers' footprints
-	replayed  map[string]map[string]int64
+	replayed  map[string]map[string]int64 // from the whole ledger, when asked for
+	rebuilt   map[string]map[string]int64 // from snapshots and the events since
 }
 
-func readState(t *testing.T, p *proc, tenants []string) state {
+// readState reads the state; with replay, also the whole ledger (which
+// pruning would have cut short).
+func readState(t *testing.T, p *proc, tenants []string, replay bool) state {
 	t.Helper()
-	s := state{map[string]map[string]bool{}, map[string]map[string]int64{}, map[string]map[string]int64{}, nil}
+	s := state{consumers: map[string]map[string]bool{}, usage: map[string]map[string]int64{}, footprint: map[string]map[string]int64{}}
 	for _, tn := range tenants {
 		s.consumers[tn], s.footprint[tn], s.usage[tn] = map[string]bool{}, map[string]int64{}, map[string]int64{}
 		cursor := ""
@@ -70,7 +73,29 @@ func readState(t *testing.T, p *proc, tenants []string) state {
 			}
 		}
 	}
-	replay := quota.NewReplay()
+	// The ledger's answer: usage now, rebuilt from the snapshots and the
+	// events since (with pruning active, what remains of the ledger).
+	s.rebuilt = map[string]map[string]int64{}
+	for _, tn := range tenants {
+		code, body := p.req(t, "GET", "/api/v1/tenants/"+tn+"/usage?at="+time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano), adminToken, "")
+		var u struct {
+			Resources []struct {
+				Resource string
+				Used     int64
+			}
+		}
+		if code != 200 || json.Unmarshal(body, &u) != nil {
+			t.Fatalf("usage of %s now, from the ledger: %d %s", tn, code, body)
+		}
+		s.rebuilt[tn] = map[string]int64{}
+		for _, r := range u.Resources {
+			s.rebuilt[tn][r.Resource] = r.Used
+		}
+	}
+	if !replay {
+		return s
+	}
+	ledger := quota.NewReplay()
 	after := int64(0)
 	for {
 		code, body := p.req(t, "GET", fmt.Sprintf("/api/v1/events?after=%d&limit=1000", after), adminToken, "")
@@ -82,7 +107,7 @@ func readState(t *testing.T, p *proc, tenants []string) state {
 			t.Fatalf("events: %d %s", code, body)
 		}
 		for _, e := range page.Events {
-			if err := replay.Apply(e); err != nil {
+			if err := ledger.Apply(e); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -91,7 +116,7 @@ func readState(t *testing.T, p *proc, tenants []string) state {
 		}
 		after = page.Next
 	}
-	s.replayed = replay.Usage
+	s.replayed = ledger.Usage
 	return s
 }
 
@@ -108,7 +133,9 @@ func nonZero(m map[string]int64) map[string]int64 {
 // TestCrashLoop runs allot under concurrent claims and releases, kills it
 // with SIGKILL at a random moment, restarts it, and checks after every
 // restart that nothing acknowledged was lost, no batch was half applied,
-// usage equals the consumers' footprints, and the ledger replays to it.
+// usage equals the consumers' footprints, and the ledger rebuilds it. The
+// ledger keeps events for two seconds and snapshots every second, so
+// pruning and snapshotting are under way when the kills come.
 func TestCrashLoop(t *testing.T) {
 	kills := 10
 	if testing.Short() {
@@ -122,7 +149,8 @@ func TestCrashLoop(t *testing.T) {
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
-			env := append(stores[name](t), "ALLOT_ADMIN_TOKEN="+adminToken)
+			env := append(stores[name](t), "ALLOT_ADMIN_TOKEN="+adminToken,
+				"ALLOT_LEDGER_RETENTION=2s", "ALLOT_SNAPSHOT_INTERVAL=1s", "ALLOT_SNAPSHOT_EVERY=200")
 			dir := t.TempDir()
 			tenants := []string{"t0", "t1", "t2", "t3"}
 			p := start(t, dir, env...)
@@ -187,7 +215,7 @@ func TestCrashLoop(t *testing.T) {
 				wg.Wait()
 
 				p = start(t, dir, env...)
-				s := readState(t, p, tenants)
+				s := readState(t, p, tenants, false)
 				for key, want := range present {
 					tn, id, _ := strings.Cut(key, "/")
 					a, b := s.consumers[tn][id+"-a"], s.consumers[tn][id+"-b"]
@@ -205,10 +233,19 @@ func TestCrashLoop(t *testing.T) {
 					if !maps.Equal(nonZero(s.usage[tn]), nonZero(s.footprint[tn])) {
 						t.Fatalf("kill %d, %s: usage %v, footprints %v", kill, tn, s.usage[tn], s.footprint[tn])
 					}
-					if !maps.Equal(nonZero(s.replayed[tn]), nonZero(s.usage[tn])) {
-						t.Fatalf("kill %d, %s: the ledger replays to %v, usage is %v", kill, tn, s.replayed[tn], s.usage[tn])
+					if !maps.Equal(nonZero(s.rebuilt[tn]), nonZero(s.usage[tn])) {
+						t.Fatalf("kill %d, %s: the ledger rebuilds %v, usage is %v", kill, tn, s.rebuilt[tn], s.usage[tn])
 					}
 				}
+			}
+					// Pruning went on: the start of the ledger is gone, and said so.
+			if code, body := p.req(t, "GET", "/api/v1/events?after=0&limit=1", adminToken, ""); code != 410 || !strings.Contains(string(body), "events_pruned") {
+				_, m := p.req(t, "GET", "/metrics", adminToken, "")
+				t.Fatalf("events from the start after pruning: %d %s\n%s", code, body, m)
+			}
+			code, body := p.req(t, "GET", "/metrics", adminToken, "")
+			if code != 200 || !strings.Contains(string(body), "allot_ledger_oldest_retained_seq") {
+				t.Fatalf("metrics: %d", code)
 			}
 			t.Logf("%s: %d kills survived; %d acknowledged batch outcomes verified after restarts", name, kills, checked)
 		})
@@ -259,7 +296,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	key, _ := os.ReadFile(filepath.Join(dir, "secret.key"))
 	os.WriteFile(filepath.Join(restored, "secret.key"), key, 0o600)
 	q := start(t, restored, env)
-	s := readState(t, q, []string{"acme"})
+	s := readState(t, q, []string{"acme"}, true)
 	n := len(s.consumers["acme"])
 	if n == 0 {
 		t.Fatal("the backup holds no consumers")

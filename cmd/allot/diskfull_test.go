@@ -57,7 +57,7 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("acknowledged consumer %s… missing after the disk filled: %d", id[:10], code)
 		}
 	}
-	s := readState(t, p, []string{"acme"})
+	s := readState(t, p, []string{"acme"}, true)
 	if got := s.usage["acme"]["compute.instances"]; got != int64(len(acked)+1) {
 		t.Fatalf("usage %d, but %d consumers were acknowledged", got, len(acked)+1)
 	}

@@ -185,7 +185,7 @@ func TestAnsweredClaimsSurviveSIGKILL(t *testing.T) {
 		}
 	}
 	// Usage equals the sum of the footprints of what exists.
-	st := readState(t, again, []string{"t1"})
+	st := readState(t, again, []string{"t1"}, true)
 	total := len(st.consumers["t1"])
 	if used := st.usage["t1"]["compute.instances"]; used != int64(total) || !maps.Equal(nonZero(st.usage["t1"]), nonZero(st.footprint["t1"])) {
 		t.Fatalf("instances used %d, but %d consumers exist; usage %v, footprints %v", used, total, st.usage["t1"], st.footprint["t1"])

@@ -92,7 +92,7 @@ func (a *API) Routes(mux route.Router) {
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/credentials", adminOnly, a.listCredentials)
 	a.handle(mux, "DELETE /api/v1/tenants/{tenant}/credentials/{access_key}", adminOnly, a.revokeCredential, dryRun)
 
-	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents, "after", "limit", "tenant")
+	a.handle(mux, "GET /api/v1/events", anyone, a.listEvents, "after", "limit", "tenant", "audit")
 	a.handle(mux, "GET /api/v1/events/stream", anyone, a.streamEvents, "after", "tenant")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage", tenantReads, a.usageAt, "at")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/usage/history", tenantReads, a.usageHistory, "from", "to", "points")

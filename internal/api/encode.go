@@ -191,6 +191,8 @@ var statusOf = map[quota.Code]int{
 	quota.CodeInternal:           http.StatusInternalServerError,
 	quota.CodeUnknownParameter:   http.StatusBadRequest,
 	quota.CodeReplayTooLong:      http.StatusUnprocessableEntity,
+	quota.CodeBeforeRetention:    http.StatusGone,
+	quota.CodeEventsPruned:       http.StatusGone,
 	route.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
 }
 

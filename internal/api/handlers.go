@@ -58,7 +58,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ quota.Actor)
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	v, err := a.engine.View(r.PathValue("tenant"))
+	v, err := a.engine.View(r.Context(), r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) getQuotas(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	v, err := a.engine.View(r.PathValue("tenant"))
+	v, err := a.engine.View(r.Context(), r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func (a *API) listConsumers(w http.ResponseWriter, r *http.Request, _ quota.Acto
 		return quota.Errorf(quota.CodeInvalid, "unknown kind %q", truncate(f.Kind, 130))
 	}
 	// An unknown tenant is a 404, not an empty list.
-	if _, err := a.engine.View(tenant); err != nil {
+	if _, err := a.engine.View(r.Context(), tenant); err != nil {
 		return err
 	}
 	cs, err := a.store.Consumers(r.Context(), f)
@@ -373,7 +373,11 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	if err != nil {
 		return err
 	}
-	from, err := a.historyStart(r, who, tenant, after)
+	audit, err := queryBool(r, "audit")
+	if err != nil {
+		return err
+	}
+	from, err := a.ledgerStart(r, who, tenant, after, audit)
 	if err != nil {
 		return err
 	}
@@ -388,6 +392,38 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, who quota.Actor
 	}
 	respond(w, http.StatusOK, out)
 	return nil
+}
+
+// ledgerStart is where a caller's reading of the ledger starts, after
+// pruning: a reader that named a position pruning has passed is refused,
+// since the events after it are not all there any more and it must not skip
+// them without knowing; one that named none starts at the oldest position
+// kept. With audit, a reader accepts that below the horizon only audit
+// events remain, and reads those.
+func (a *API) ledgerStart(r *http.Request, who quota.Actor, tenant string, after int64, audit bool) (int64, error) {
+	from, err := a.historyStart(r, who, tenant, after)
+	if err != nil {
+		return 0, err
+	}
+	h, err := a.store.Horizon(r.Context())
+	if err != nil {
+		return 0, err
+	}
+	kept := h.Seq
+	if audit {
+		kept = h.AuditSeq
+	}
+	if !r.URL.Query().Has("after") && r.Header.Get("Last-Event-ID") == "" {
+		return max(from, kept), nil
+	}
+	if from < kept && audit {
+		return 0, quota.Errorf(quota.CodeEventsPruned, "audit events up to %d are pruned; read after=%d", kept, kept)
+	}
+	if from < kept {
+		return 0, quota.Errorf(quota.CodeEventsPruned, "events up to %d are pruned (the ledger is kept from %s on); read after=%d, or with audit=true for the audit events kept before it",
+			kept, h.Time.UTC().Format(time.RFC3339), kept)
+	}
+	return from, nil
 }
 
 // historyStart is where a caller's reading of the ledger starts: after,

@@ -151,36 +151,15 @@ func parseTime(name, s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// history replays the tenant's ledger once, from the tenant's creation
-// on, and samples its usage and hard quotas at each moment (ascending).
+// history rebuilds the tenant's usage and hard quotas at each moment
+// (ascending), from its nearest snapshot.
 func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]client.UsageAt, error) {
-	t, err := a.store.Tenant(r.Context(), tenant)
+	samples, err := a.cat.UsageHistory(r.Context(), a.store, tenant, moments, maxReplay)
 	if err != nil {
 		return nil, err
 	}
-	h := a.cat.NewHistory(t, moments)
-	after, replayed := max(0, t.CreatedSeq-1), 0
-	for done := false; !done; {
-		es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: after, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		if replayed += len(es); replayed > maxReplay {
-			return nil, quota.Errorf(quota.CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed; ask for a time closer to the tenant's creation", maxReplay)
-		}
-		for _, e := range es {
-			if done, err = h.Feed(e); err != nil || done {
-				break
-			}
-			after = e.Seq
-		}
-		if err != nil {
-			return nil, err
-		}
-		done = done || len(es) < 1000
-	}
-	out := make([]client.UsageAt, 0, len(moments))
-	for _, s := range h.Samples() {
+	out := make([]client.UsageAt, 0, len(samples))
+	for _, s := range samples {
 		u := client.UsageAt{Tenant: tenant, At: s.At, Resources: make([]client.UsageResource, 0, len(s.Resources))}
 		for _, res := range s.Resources {
 			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Hard: res.Hard})

@@ -237,7 +237,7 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request, who quota.Act
 		}
 		after = n
 	}
-	if after, err = a.historyStart(r, who, tenant, after); err != nil {
+	if after, err = a.ledgerStart(r, who, tenant, after, false); err != nil {
 		return err
 	}
 	if err := a.hub.join(who.Name); err != nil {
@@ -271,6 +271,12 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request, who quota.Act
 			// memory's start is taken first: a read after it sees every
 			// event up to there.
 			base, ready := a.hub.head()
+			if h, err := a.store.Horizon(r.Context()); err == nil && scanned < h.Seq {
+				// Fell behind pruning: say so, and end; the client reads
+				// on from the oldest position kept.
+				write(fmt.Appendf(nil, "event: pruned\ndata: {\"oldest_retained\":%d}\n\n", h.Seq))
+				return nil
+			}
 			es, err := a.store.Events(r.Context(), quota.EventFilter{Tenant: tenant, After: scanned, Limit: streamPage})
 			if err != nil {
 				a.log.Warn("event stream: reading the ledger failed", "err", err)

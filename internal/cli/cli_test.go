@@ -11,6 +11,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/cli"
 	"github.com/allot-dev/allot/internal/golden"
+	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/testserver"
 )
 
@@ -185,5 +186,43 @@ func TestHelpAndCompletion(t *testing.T) {
 	}
 	if r = allot(t, srv, "", "completion", "bash"); r.code != 0 || !strings.Contains(r.stdout, "bash completion") {
 		t.Fatalf("completion: %d", r.code)
+	}
+}
+
+// TestEventsFromAnArchive reads an archive back with the command, with
+// the API's filters, and refuses a changed file.
+func TestEventsFromAnArchive(t *testing.T) {
+	srv := setUp(t)
+	dir := filepath.Join(t.TempDir(), "archive")
+	a, err := ledger.OpenArchive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := srv.Store.LastSeq(t.Context())
+	if _, err := a.Append(t.Context(), srv.Store, head, 1000); err != nil {
+		t.Fatal(err)
+	}
+	r := local(t, nil, "events", "--archive", dir, "--tenant", "acme", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[0], `"tenant.create"`) || strings.Contains(r.stdout, `"globex"`) {
+		t.Fatalf("acme's archived events:\n%s", r.stdout)
+	}
+	r = local(t, nil, "events", "--archive", dir, "--from", "2026-11-22T09:31:00Z")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 1 { // the header alone: every event is at 09:30
+		t.Fatalf("events after the last: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = local(t, nil, "events", "--archive", dir, "--from", "yesterday"); r.code == 0 || !strings.Contains(r.stderr, "--from") {
+		t.Fatalf("a bad --from: exit %d %s", r.code, r.stderr)
+	}
+	if r = allot(t, srv, "", "events", "--from", "2026-11-22T09:31:00Z"); r.code == 0 || !strings.Contains(r.stderr, "--archive") {
+		t.Fatalf("--from without --archive: exit %d %s", r.code, r.stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "events-*.ndjson.gz"))
+	os.WriteFile(files[0], []byte("not what was archived"), 0o600)
+	if r = local(t, nil, "events", "--archive", dir); r.code == 0 || !strings.Contains(r.stderr, "checksum") {
+		t.Fatalf("a changed archive: exit %d %s", r.code, r.stderr)
 	}
 }

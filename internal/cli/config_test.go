@@ -37,7 +37,10 @@ func TestServeCheckLayersFileEnvAndFlags(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"defaults", nil, nil, []string{"region   local", "listen   127.0.0.1:8080", "store    sqlite:allot-data/allot.db", "2 services, 10 resources, 4 kinds, 2 plans"}},
+		{"defaults", nil, nil, []string{"region   local", "listen   127.0.0.1:8080", "store    sqlite:allot-data/allot.db", "2 services, 10 resources, 4 kinds, 2 plans",
+			"ledger   consumer events kept for 90d, audit events kept for ever; archive none; snapshots every 10000 events or 10m0s"}},
+		{"retention", map[string]string{"ALLOT_AUDIT_RETENTION": "400d"}, []string{"--ledger-retention", "12h", "--ledger-archive", "/srv/archive"},
+			[]string{"consumer events kept for 12h0m0s, audit events kept for 400d; archive /srv/archive"}},
 		{"file", nil, []string{"--config", conf}, []string{"region   from-file", "listen   127.0.0.1:9000", "sqlite:/srv/allot/allot.db"}},
 		{"file from env", map[string]string{"ALLOT_CONFIG": conf}, nil, []string{"region   from-file"}},
 		{"env beats file", map[string]string{"ALLOT_REGION": "from-env"}, []string{"--config", conf}, []string{"region   from-env", "listen   127.0.0.1:9000"}},
@@ -81,6 +84,9 @@ func TestServeCheckNamesTheFieldAtFault(t *testing.T) {
 		{"bad database", nil, []string{"--database", "mysql://x"}, "database:"},
 		{"bad catalog", nil, []string{"--catalog", badCatalog}, "catalog: " + badCatalog},
 		{"missing key file", nil, []string{"--secret-key-file", "/nonexistent/key"}, "secret-key-file:"},
+		{"bad retention", nil, []string{"--ledger-retention", "3 months"}, "ledger-retention"},
+		{"negative retention", map[string]string{"ALLOT_AUDIT_RETENTION": "-1d"}, nil, "ALLOT_AUDIT_RETENTION"},
+		{"tiny snapshot interval", nil, []string{"--snapshot-interval", "1ms"}, "snapshot-interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := local(t, tc.env, append([]string{"serve", "--check"}, tc.args...)...)

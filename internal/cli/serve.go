@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/webhook"
@@ -50,6 +51,13 @@ type ServeConfig struct {
 	AuthFailureLimit                                          int
 	// WebhookAllow opens non-public webhook targets (webhook.ParsePolicy).
 	WebhookAllow string
+	// The ledger over months: how long events are kept (0: for ever), where
+	// they are archived before pruning, and how often tenants' snapshots
+	// are taken.
+	LedgerRetention, AuditRetention Retention
+	LedgerArchive                   string
+	SnapshotEvery                   int
+	SnapshotInterval                time.Duration
 }
 
 // DefaultServeConfig returns the built-in defaults; `allot serve` layers
@@ -72,6 +80,10 @@ func DefaultServeConfig() ServeConfig {
 		MaxBodyBytes:      1 << 20,
 		MaxBatchOps:       1000,
 		AuthFailureLimit:  20,
+
+		LedgerRetention:  Retention(90 * 24 * time.Hour),
+		SnapshotEvery:    10_000,
+		SnapshotInterval: 10 * time.Minute,
 	}
 }
 
@@ -126,6 +138,11 @@ named like the flags), the built-in default.`,
 	f.IntVar(&cfg.MaxBatchOps, "max-batch-ops", cfg.MaxBatchOps, "most operations in one POST /api/v1/claims, at most 1000 (ALLOT_MAX_BATCH_OPS)")
 	f.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", cfg.AuthFailureLimit, "failed authentications per source address and minute before 429; 0 disables (ALLOT_AUTH_FAILURE_LIMIT)")
 	f.StringVar(&cfg.WebhookAllow, "webhook-allow", cfg.WebhookAllow, "comma-separated CIDRs, addresses or host[:port] webhooks may reach beyond public addresses, e.g. 127.0.0.1 (ALLOT_WEBHOOK_ALLOW)")
+	f.Var(&cfg.LedgerRetention, "ledger-retention", "how long consumer events and threshold crossings are kept, e.g. 90d or 12h; 0 keeps them for ever (ALLOT_LEDGER_RETENTION)")
+	f.Var(&cfg.AuditRetention, "audit-retention", "how long audit events (quota, limit, plan, tenant, token, request and webhook changes) are kept; 0 keeps them for ever (ALLOT_AUDIT_RETENTION)")
+	f.StringVar(&cfg.LedgerArchive, "ledger-archive", cfg.LedgerArchive, "directory where events are archived (gzipped NDJSON, one file an hour) before they are pruned (ALLOT_LEDGER_ARCHIVE)")
+	f.IntVar(&cfg.SnapshotEvery, "snapshot-every", cfg.SnapshotEvery, "ledger events between two snapshots of the tenants they touched (ALLOT_SNAPSHOT_EVERY)")
+	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "longest time between two snapshots, when there were events (ALLOT_SNAPSHOT_INTERVAL)")
 	// The admin token is a secret: environment or config file only, never
 	// a flag (it would show in ps).
 	cfg.AdminToken = getenv("ALLOT_ADMIN_TOKEN")
@@ -247,6 +264,8 @@ func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Confi
 	c.CacheConsumers = cfg.CacheConsumers
 	c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout = cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout
 	c.MaxHeaderBytes, c.MaxBodyBytes, c.FailedAuthLimit, c.WebhookAllow = cfg.MaxHeaderBytes, cfg.MaxBodyBytes, cfg.AuthFailureLimit, cfg.WebhookAllow
+	c.Ledger = ledger.Config{Retention: time.Duration(cfg.LedgerRetention), AuditRetention: time.Duration(cfg.AuditRetention),
+		Archive: cfg.LedgerArchive, SnapshotEvery: cfg.SnapshotEvery, SnapshotInterval: cfg.SnapshotInterval}
 	return c
 }
 
@@ -267,6 +286,12 @@ func Check(cfg ServeConfig, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "allot: configuration is valid\n  region   %s\n  listen   %s\n  store    %s\n  catalog  %s: %d services, %d resources, %d kinds, %d plans\n",
 		cfg.Region, cfg.Listen, store, catalog, len(cat.Services), len(cat.Resources), len(cat.Kinds), len(cat.Plans))
+	archive := "none"
+	if cfg.LedgerArchive != "" {
+		archive = cfg.LedgerArchive
+	}
+	fmt.Fprintf(stdout, "  ledger   consumer events kept %s, audit events kept %s; archive %s; snapshots every %d events or %s\n",
+		cfg.LedgerRetention.Describe(), cfg.AuditRetention.Describe(), archive, cfg.SnapshotEvery, cfg.SnapshotInterval)
 	return nil
 }
 
@@ -304,6 +329,12 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > 1000 {
 		return nil, usageError{"max-batch-ops: must be from 1 to 1000"}
+	}
+	if cfg.SnapshotEvery < 100 {
+		return nil, usageError{"snapshot-every: must be at least 100"}
+	}
+	if cfg.SnapshotInterval < time.Second {
+		return nil, usageError{"snapshot-interval: must be at least 1s"}
 	}
 	if cfg.AuthFailureLimit < 0 {
 		return nil, usageError{"auth-failure-limit: must not be negative"}
@@ -367,4 +398,53 @@ func loadCatalog(path string) (*quota.Catalog, error) {
 		return nil, fmt.Errorf("catalog: %s: %w", path, err)
 	}
 	return cat, nil
+}
+
+// Retention is how long the ledger keeps events: a Go duration or a number
+// of days ("90d"); 0 (or "forever") keeps them for ever.
+type Retention time.Duration
+
+func (r *Retention) String() string {
+	d := time.Duration(*r)
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// Set implements pflag.Value.
+func (r *Retention) Set(s string) error {
+	if s == "forever" || s == "0" {
+		*r = 0
+		return nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 32)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: a number of days is a whole number, such as 90d", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%q: a retention is like 90d or 12h, or 0 for ever", s)
+		}
+	}
+	if d < 0 {
+		return fmt.Errorf("%q: must not be negative", s)
+	}
+	*r = Retention(d)
+	return nil
+}
+
+// Type implements pflag.Value.
+func (r *Retention) Type() string { return "retention" }
+
+// Describe says the retention in words, for --check.
+func (r Retention) Describe() string {
+	if r == 0 {
+		return "for ever"
+	}
+	return "for " + r.String()
 }

@@ -121,7 +121,7 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 	b.Queue(`SELECT pg_current_xact_id()::text`).QueryRow(func(row pgx.Row) error { return row.Scan(&t.xid) })
 	for _, id := range w.DeleteTenants {
 		b.Queue(`DELETE FROM outbox WHERE region = $1 AND webhook IN (SELECT id FROM webhooks WHERE region = $1 AND tenant = $2)`, r, id)
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks"} {
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks", "snapshots"} {
 			b.Queue(`DELETE FROM `+table+` WHERE region = $1 AND tenant = $2`, r, id)
 		}
 		b.Queue(`DELETE FROM tenants WHERE region = $1 AND id = $2`, r, id)

@@ -35,6 +35,12 @@ const (
 	// CodeReplayTooLong: answering would replay more of the ledger than one
 	// request may.
 	CodeReplayTooLong Code = "replay_too_long"
+	// CodeBeforeRetention: a time before the earliest the retained ledger
+	// can answer (the message names it).
+	CodeBeforeRetention Code = "before_retention"
+	// CodeEventsPruned: events after the position asked for are pruned (the
+	// message names the oldest position to read after).
+	CodeEventsPruned Code = "events_pruned"
 )
 
 // Error is a domain error with a code, a message fit for the caller and, for

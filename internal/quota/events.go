@@ -45,3 +45,25 @@ func (t EventType) Known() bool {
 	}
 	return false
 }
+
+// Audit reports whether events of this type answer "who changed what, and
+// when": they are kept for longer than the rest (consumer changes and
+// threshold crossings, which are many and derived from the claims).
+func (t EventType) Audit() bool {
+	switch t {
+	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired, EventThreshold:
+		return false
+	}
+	return true
+}
+
+// AuditTypes lists the audit event types.
+func AuditTypes() []EventType {
+	var out []EventType
+	for _, t := range EventTypes {
+		if t.Audit() {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -3,6 +3,8 @@ package quota
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"time"
 )
 
 // Replay rebuilds state from the ledger: fed every event in sequence
@@ -22,6 +24,27 @@ type Replay struct {
 // NewReplay returns an empty replay.
 func NewReplay() *Replay {
 	return &Replay{Usage: map[string]map[string]int64{}, Hard: map[string]map[string]int64{}, Plans: map[string]string{}}
+}
+
+// Seed starts a tenant from a snapshot: the events fed next are those
+// after it.
+func (r *Replay) Seed(s *Snapshot) {
+	r.Usage[s.Tenant] = maps.Clone(s.Usage)
+	if r.Usage[s.Tenant] == nil {
+		r.Usage[s.Tenant] = map[string]int64{}
+	}
+	r.Hard[s.Tenant] = maps.Clone(s.Hard)
+	r.Plans[s.Tenant] = s.Plan
+}
+
+// SnapshotOf is what the replay holds for tenant, as a snapshot at seq;
+// nil when the tenant does not exist there.
+func (r *Replay) SnapshotOf(tenant string, seq int64, at time.Time) *Snapshot {
+	plan, ok := r.Plans[tenant]
+	if !ok && r.Usage[tenant] == nil {
+		return nil
+	}
+	return &Snapshot{Tenant: tenant, Seq: seq, Time: at, Usage: maps.Clone(r.Usage[tenant]), Hard: maps.Clone(r.Hard[tenant]), Plan: plan}
 }
 
 // Apply feeds one event.

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"slices"
 	"strings"
@@ -119,9 +120,14 @@ type History struct {
 	samples []Sample
 }
 
-// NewHistory samples t at moments (ascending).
-func (c *Catalog) NewHistory(t *Tenant, moments []time.Time) *History {
-	return &History{cat: c, tenant: t, moments: moments, replay: NewReplay()}
+// NewHistory samples t at moments (ascending), starting from a snapshot
+// (nil: from the tenant's creation): feed it the events after it.
+func (c *Catalog) NewHistory(t *Tenant, from *Snapshot, moments []time.Time) *History {
+	h := &History{cat: c, tenant: t, moments: moments, replay: NewReplay()}
+	if from != nil {
+		h.replay.Seed(from)
+	}
+	return h
 }
 
 // Feed applies one event; it reports whether every moment is sampled, so
@@ -160,4 +166,70 @@ func (h *History) sample() {
 		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard})
 	}
 	h.samples = append(h.samples, s)
+}
+
+// historyPage is the events one read of a history takes: a little more
+// than lie between two of a tenant's snapshots.
+const historyPage = 256
+
+// UsageHistory rebuilds a tenant's usage and hard quotas at moments
+// (ascending) from the ledger. For each moment it starts from the tenant's
+// newest snapshot at or before it, when that is further on than the replay
+// stands, and applies only the events after it: the cost is the events
+// between snapshots, not the ledger's length. A replay that would pass
+// maxReplay events is refused, and so is a time before the retention
+// horizon, which can no longer be answered.
+func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, moments []time.Time, maxReplay int) ([]Sample, error) {
+	t, err := store.Tenant(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	horizon, err := store.Horizon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if horizon.Seq > 0 && moments[0].Before(horizon.Time) {
+		return nil, Errorf(CodeBeforeRetention, "the ledger is kept from %s on; ask for that time or a later one",
+			horizon.Time.UTC().Format(time.RFC3339Nano))
+	}
+	h := c.NewHistory(t, nil, moments)
+	after := max(0, t.CreatedSeq-1) // the replay stands here
+	var page []*Event              // read, not yet applied
+	more, replayed := true, 0
+	for len(h.samples) < len(moments) {
+		m := moments[len(h.samples)]
+		snap, err := store.Snapshot(ctx, tenant, after+1, m)
+		if err != nil {
+			return nil, err
+		}
+		if snap != nil {
+			h.replay.Seed(snap)
+			after, more = snap.Seq, true
+			for len(page) > 0 && page[0].Seq <= after {
+				page = page[1:]
+			}
+		}
+		if len(page) == 0 && more {
+			if page, err = store.Events(ctx, EventFilter{Tenant: tenant, After: after, Limit: historyPage}); err != nil {
+				return nil, err
+			}
+			more = len(page) == historyPage
+		}
+		if len(page) == 0 {
+			break // nothing after: the state stands for every later moment
+		}
+		for len(page) > 0 && !page[0].Time.After(m) {
+			if replayed++; replayed > maxReplay {
+				return nil, Errorf(CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed", maxReplay)
+			}
+			if err := h.replay.Apply(page[0]); err != nil {
+				return nil, err
+			}
+			after, page = page[0].Seq, page[1:]
+		}
+		if len(page) > 0 {
+			h.sample() // the next event is after m: m's state is known
+		}
+	}
+	return h.Samples(), nil
 }

@@ -72,7 +72,7 @@ func TestHistorySamplesAcrossTheLedger(t *testing.T) {
 		{Seq: 3, Time: at(3), Type: EventQuotaSet, Tenant: "t", Subject: "compute.volumes", After: view(quotaView{Hard: 4})},
 		{Seq: 4, Time: at(5), Type: EventConsumerDelete, Tenant: "t", Subject: "v1", Before: view(vol(100))},
 	}
-	h := c.NewHistory(&Tenant{ID: "t"}, []time.Time{at(0), at(2), at(4), at(6)})
+	h := c.NewHistory(&Tenant{ID: "t"}, nil, []time.Time{at(0), at(2), at(4), at(6)})
 	for _, e := range events {
 		if done, err := h.Feed(e); err != nil || done {
 			t.Fatalf("feeding %d: done %v, %v", e.Seq, done, err)
@@ -92,7 +92,7 @@ func TestHistorySamplesAcrossTheLedger(t *testing.T) {
 		}
 	}
 	// Once every moment is sampled, later events are not needed.
-	h = c.NewHistory(&Tenant{ID: "t"}, []time.Time{at(0)})
+	h = c.NewHistory(&Tenant{ID: "t"}, nil, []time.Time{at(0)})
 	h.Feed(events[0])
 	if done, _ := h.Feed(events[1]); !done {
 		t.Fatal("an event after the last moment did not end the feed")

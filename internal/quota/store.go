@@ -64,6 +64,31 @@ type Store interface {
 	// or failed with the time of the next attempt (zero: give up).
 	FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error
 
+	// The ledger over months (see internal/ledger): snapshots of tenants as
+	// of checkpoints, and pruning of what retention lets go.
+
+	// PutSnapshots records tenants' state as of a checkpoint.
+	PutSnapshots(ctx context.Context, snaps []*Snapshot) error
+	// Snapshot returns the tenant's newest snapshot taken at or after seq
+	// from and no later than at; nil when there is none.
+	Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*Snapshot, error)
+	// Snapshots returns, for each tenant, its newest snapshot at or before
+	// seq.
+	Snapshots(ctx context.Context, tenants []string, seq int64) (map[string]*Snapshot, error)
+	// Checkpoint records that every tenant changed up to seq has its
+	// snapshot at seq; Checkpoints lists them, oldest first.
+	Checkpoint(ctx context.Context, seq int64, at time.Time) error
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+	// Horizon is how far pruning went. Zero before anything was pruned.
+	Horizon(ctx context.Context) (Horizon, error)
+	// Prune removes one chunk of what p lets go and reports what it did.
+	Prune(ctx context.Context, p Prune) (Pruned, error)
+	// LedgerSize is the ledger's rows and an estimate of its bytes.
+	LedgerSize(ctx context.Context) (rows, bytes int64, err error)
+	// TryLead makes this process the one that runs a job every process
+	// could, until release; ok is false when another process holds it.
+	TryLead(ctx context.Context, job string) (release func(), ok bool, err error)
+
 	// Pin records value under key unless a value is recorded already, and
 	// returns the recorded value: a setting every process sharing the store
 	// must agree on, such as the fingerprint of the key that seals secrets.
@@ -72,6 +97,49 @@ type Store interface {
 	// Ping reports whether the store is reachable and migrated.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Snapshot is a tenant's state as of a ledger position: what a replay of
+// the ledger up to Seq holds for it.
+type Snapshot struct {
+	Tenant string
+	Seq    int64
+	Time   time.Time // of the event at Seq
+	Usage  map[string]int64
+	Hard   map[string]int64 // hard quotas set by quota.set events
+	Plan   string
+}
+
+// Checkpoint is a ledger position every tenant has a snapshot for.
+type Checkpoint struct {
+	Seq  int64
+	Time time.Time
+}
+
+// Horizon is how far pruning went: every event after Seq is kept, and at
+// or before it only audit events remain, those after AuditSeq.
+type Horizon struct {
+	Seq      int64
+	Time     time.Time // of the event at Seq: the oldest time still answered
+	AuditSeq int64
+}
+
+// Prune says what one pruning step may remove.
+type Prune struct {
+	// Horizon: events at or before it, checkpoints before it, and the
+	// snapshots no time after it needs.
+	Horizon Checkpoint
+	// AuditBefore: audit events (EventType.Audit) are removed only when
+	// older than this; zero keeps them.
+	AuditBefore time.Time
+	Limit       int // rows per step
+}
+
+// Pruned is what one pruning step removed.
+type Pruned struct {
+	Events, Snapshots int
+	// Done: nothing is left for this horizon.
+	Done bool
 }
 
 // TenantRecord is a tenant as the engine keeps it.

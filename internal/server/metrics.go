@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/quota"
 )
 
@@ -100,7 +101,7 @@ func resultLabel(code quota.Code) string {
 	case quota.CodeInvalid, quota.CodeNotFound, quota.CodeConflict, quota.CodeQuotaExceeded, quota.CodeLimitViolation,
 		quota.CodeGenerationMismatch, quota.CodeUnauthorized, quota.CodeForbidden, quota.CodeTooLarge, quota.CodeTooMany,
 		quota.CodeOverloaded, quota.CodeUnavailable, quota.CodeOutcomeUnknown, quota.CodeOutsideRange,
-		quota.CodeBelowUsage, quota.CodeInternal, quota.CodeUnknownParameter, quota.CodeReplayTooLong:
+		quota.CodeBelowUsage, quota.CodeInternal, quota.CodeUnknownParameter, quota.CodeReplayTooLong, quota.CodeBeforeRetention, quota.CodeEventsPruned:
 		return string(code)
 	}
 	return "other"
@@ -227,4 +228,30 @@ func (c *tenantUsage) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.hard, prometheus.GaugeValue, float64(c.cat.Hard(v.Tenant, res)), v.Tenant.ID, res.Name)
 		}
 	}
+}
+
+// WatchLedger adds the ledger's size, horizon and pruning figures, read
+// from the keeper at scrape time.
+func (m *Metrics) WatchLedger(k *ledger.Keeper) {
+	gauge := func(name, help string, f func(ledger.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(k.Stats()) })
+	}
+	counter := func(name, help string, f func(ledger.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(k.Stats()) })
+	}
+	unix := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixNano()) / 1e9
+	}
+	m.registry.MustRegister(
+		gauge("allot_ledger_rows", "Events in the ledger, as last measured.", func(s ledger.Stats) float64 { return float64(s.Rows) }),
+		gauge("allot_ledger_bytes", "Bytes the database uses (the ledger is most of them), as last measured.", func(s ledger.Stats) float64 { return float64(s.Bytes) }),
+		gauge("allot_ledger_oldest_retained_seq", "The oldest ledger position kept whole: every event after the horizon.", func(s ledger.Stats) float64 { return float64(s.Horizon.Seq + 1) }),
+		gauge("allot_ledger_oldest_retained_timestamp_seconds", "The oldest time usage can still be read at; 0 while nothing was pruned.", func(s ledger.Stats) float64 { return unix(s.Horizon.Time) }),
+		gauge("allot_ledger_snapshot_timestamp_seconds", "When the newest checkpoint's snapshots were taken (its last event); 0: none yet.", func(s ledger.Stats) float64 { return unix(s.LastCheckpoint) }),
+		counter("allot_ledger_pruned_events_total", "Events pruned by this process.", func(s ledger.Stats) float64 { return float64(s.Pruned) }),
+		counter("allot_ledger_archived_events_total", "Events written to the archive by this process.", func(s ledger.Stats) float64 { return float64(s.Archived) }),
+	)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/auth"
+	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/sqlite"
@@ -67,6 +68,9 @@ type Config struct {
 	FailedAuthLimit int
 	// WebhookAllow opens chosen targets to webhooks (see webhook.Policy).
 	WebhookAllow string
+	// Ledger is the ledger's retention, snapshots and archive; its Store,
+	// Logger and Now are filled in by Start.
+	Ledger ledger.Config
 	// DeliveryPoll and DeliveryBackoff tune webhook delivery; zero: the
 	// deliverer's defaults. Tests shorten them.
 	DeliveryPoll    time.Duration
@@ -105,8 +109,8 @@ type Running struct {
 
 // Start starts allot: it binds the listener first, so a start that cannot
 // serve fails before it creates anything, then opens the store, checks the
-// secret key against it, starts the committer, the reservation sweeper and
-// webhook delivery, makes sure an admin can get in, and serves.
+// secret key against it, starts the committer, the reservation sweeper,
+// the ledger's keeper and webhook delivery, makes sure an admin can get in, and serves.
 func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("server: a logger is required")
@@ -163,6 +167,18 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if cfg.TenantMetrics {
 		r.Metrics.WatchTenants(r.Engine, cfg.Catalog)
 	}
+
+	lc := cfg.Ledger
+	lc.Store, lc.Logger, lc.Now = store, cfg.Logger, cfg.Now
+	keeper, err := ledger.New(lc)
+	if err != nil {
+		return nil, err
+	}
+	r.Metrics.WatchLedger(keeper)
+	keepCtx, stopKeeping := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	go func() { defer close(kept); keeper.Run(keepCtx) }()
+	r.closers = append(r.closers, func(context.Context) error { stopKeeping(); <-kept; return nil })
 
 	deliverCtx, stopDelivering := context.WithCancel(context.Background())
 	delivered := make(chan struct{})

@@ -35,7 +35,7 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 		if err := t.exec(ctx, `DELETE FROM outbox WHERE region = ? AND webhook IN (SELECT id FROM webhooks WHERE region = ? AND tenant = ?)`, r, r, id); err != nil {
 			return fmt.Errorf("deleting tenant %s: %w", id, err)
 		}
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks"} {
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks", "snapshots"} {
 			if err := t.exec(ctx, `DELETE FROM `+table+` WHERE region = ? AND tenant = ?`, r, id); err != nil {
 				return fmt.Errorf("deleting tenant %s: %w", id, err)
 			}

@@ -63,6 +63,8 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"Thresholds", testThresholds},
 		{"Reconcile", testReconcile},
 		{"LedgerReplay", testLedgerReplay},
+		{"Retention", testRetention},
+		{"PruneKeepsOwedEvents", testPruneKeepsOwedEvents},
 		{"Outbox", testOutbox},
 		{"PlanChange", testPlanChange},
 		{"Pin", testPin},

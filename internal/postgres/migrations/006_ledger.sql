@@ -1,0 +1,22 @@
+-- The ledger over months. A snapshot is a tenant's state as of a ledger
+-- position, so that reading usage at a time replays only the events since
+-- the snapshot before it; a checkpoint is a position every tenant changed
+-- before it has a snapshot for. Pruning removes events up to the horizon
+-- (meta: horizon_seq, horizon_time) and the snapshots no later time needs.
+CREATE TABLE snapshots (
+    region text   NOT NULL,
+    tenant text   NOT NULL,
+    seq    bigint NOT NULL,
+    time   bigint NOT NULL, -- unix nanoseconds, of the event at seq
+    usage  jsonb  NOT NULL,
+    hard   jsonb  NOT NULL, -- hard quotas set by quota.set
+    plan   text   NOT NULL,
+    PRIMARY KEY (region, tenant, seq)
+);
+
+CREATE TABLE checkpoints (
+    region text   NOT NULL,
+    seq    bigint NOT NULL,
+    time   bigint NOT NULL,
+    PRIMARY KEY (region, seq)
+);
