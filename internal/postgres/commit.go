@@ -117,6 +117,9 @@ func (s *Store) commit(ctx context.Context, t *tx) error {
 			return quota.Unavailable(fmt.Errorf("postgres: %w", err))
 		}
 	}
+	if s.fin.beforeCommit != nil {
+		s.fin.beforeCommit()
+	}
 	err := s.sendCommit(ctx, t)
 	if lost, ok := errors.AsType[*lostCommit](err); ok {
 		status, rerr := s.resolve(ctx, lost)

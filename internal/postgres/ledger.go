@@ -329,11 +329,18 @@ const bulkView = `{"kind":"compute.volume","attributes":{"size_mb":2},"generatio
 func (s *Store) GenerateEvents(ctx context.Context, tenant string, n int, at time.Time, step time.Duration) error {
 	for done := 0; done < n; {
 		k := min(n-done, 1_000_000)
-		_, err := s.pool.Exec(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
-			SELECT $1, $2 + i * $3, CASE i % 2 WHEN 0 THEN 'consumer.put' ELSE 'consumer.delete' END, $4, 'bulk', 'bulk', 'admin', '',
-				CASE i % 2 WHEN 0 THEN NULL ELSE $5::json END, CASE i % 2 WHEN 0 THEN $5::json ELSE NULL END
-			FROM generate_series($6::bigint, $7::bigint) AS i`,
-			s.region, nanos(at), int64(step), tenant, bulkView, done, done+k-1)
+		// The transaction's ID first, as every writer's (final.go).
+		err := pgx.BeginFunc(ctx, s.pool, func(t pgx.Tx) error {
+			if _, err := t.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+				return err
+			}
+			_, err := t.Exec(ctx, `INSERT INTO events (region, time, type, tenant, subject, actor, role, reason, before, after)
+				SELECT $1, $2 + i * $3, CASE i % 2 WHEN 0 THEN 'consumer.put' ELSE 'consumer.delete' END, $4, 'bulk', 'bulk', 'admin', '',
+					CASE i % 2 WHEN 0 THEN NULL ELSE $5::json END, CASE i % 2 WHEN 0 THEN $5::json ELSE NULL END
+				FROM generate_series($6::bigint, $7::bigint) AS i`,
+				s.region, nanos(at), int64(step), tenant, bulkView, done, done+k-1)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("postgres: generating events: %w", err)
 		}

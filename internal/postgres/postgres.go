@@ -61,6 +61,9 @@ const (
 	lockMigrate int32 = 1 + iota
 	lockTenant
 	lockToken
+	// lockLedger is no longer taken (the ledger has no lock: final.go);
+	// it keeps its number so the classes after it keep theirs across
+	// versions.
 	lockLedger
 )
 
@@ -78,6 +81,10 @@ type Store struct {
 	salt string
 	// channel carries the ids of the tenants each commit changed.
 	channel string
+	// seqName is the ledger's sequence, and fin how far the ledger is
+	// final (final.go).
+	seqName string
+	fin     finality
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -126,6 +133,10 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('events', 'seq')`).Scan(&s.seqName); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: finding the ledger's sequence: %w", err)
 	}
 	return s, nil
 }

@@ -82,12 +82,18 @@ func (s *Store) Tokens(ctx context.Context) ([]*quota.Token, error) {
 }
 
 func (s *Store) Events(ctx context.Context, f quota.EventFilter) ([]*quota.Event, error) {
-	// Each form matches an index ((region, tenant, seq) or (region, seq)),
-	// so a page costs its own rows, never a scan of the ledger.
+	// Only up to the final position: past it, a transaction in progress
+	// may still hold a number (final.go).
+	final, err := s.finalSeq(ctx)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	// Each form matches an index ((region, tenant, seq) or seq), so a page
+	// costs its own rows, never a scan of the ledger.
 	const cols = `SELECT ` + eventColumns + ` FROM events`
-	query, args := cols+` WHERE region = $1 AND seq > $2 ORDER BY seq LIMIT $3`, []any{s.region, f.After, f.Limit}
+	query, args := cols+` WHERE region = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`, []any{s.region, f.After, final, f.Limit}
 	if f.Tenant != "" {
-		query, args = cols+` WHERE region = $1 AND tenant = $2 AND seq > $3 ORDER BY seq LIMIT $4`, []any{s.region, f.Tenant, f.After, f.Limit}
+		query, args = cols+` WHERE region = $1 AND tenant = $2 AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5`, []any{s.region, f.Tenant, f.After, final, f.Limit}
 	}
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
@@ -361,8 +367,12 @@ func (s *Store) Pin(ctx context.Context, key, value string) (string, error) {
 
 // LastSeq implements quota.Store.
 func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	final, err := s.finalSeq(ctx)
+	if err != nil {
+		return 0, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
 	var seq *int64
-	if err := s.pool.QueryRow(ctx, `SELECT max(seq) FROM events WHERE region = $1`, s.region).Scan(&seq); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT max(seq) FROM events WHERE region = $1 AND seq <= $2`, s.region, final).Scan(&seq); err != nil {
 		return 0, quota.Unavailable(fmt.Errorf("postgres: reading the ledger's end: %w", err))
 	}
 	if seq == nil {

@@ -250,15 +250,12 @@ func (c *consumerColumnsOf) add(x *quota.Consumer) error {
 	return nil
 }
 
-// appendEvents takes the ledger lock, then inserts the events in one
-// statement. Holding the lock until commit makes sequence order commit
-// order across every process.
+// appendEvents inserts the events in one statement. It takes no lock:
+// the transaction's ID was taken first (write), which is what lets readers
+// find how far the ledger is final (final.go).
 func (t *tx) appendEvents(ctx context.Context, events []*quota.Event) error {
 	if len(events) == 0 {
 		return nil
-	}
-	if _, err := t.t.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockLedger, t.s.lockKey("ledger")); err != nil {
-		return fmt.Errorf("locking the ledger: %w", err)
 	}
 	n := len(events)
 	times := make([]int64, n)
