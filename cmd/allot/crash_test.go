@@ -238,7 +238,7 @@ func TestCrashLoop(t *testing.T) {
 					}
 				}
 			}
-					// Pruning went on: the start of the ledger is gone, and said so.
+			// Pruning went on: the start of the ledger is gone, and said so.
 			if code, body := p.req(t, "GET", "/api/v1/events?after=0&limit=1", adminToken, ""); code != 410 || !strings.Contains(string(body), "events_pruned") {
 				_, m := p.req(t, "GET", "/metrics", adminToken, "")
 				t.Fatalf("events from the start after pruning: %d %s\n%s", code, body, m)

@@ -129,15 +129,17 @@ func fileBytes(path string) int64 {
 
 // BenchmarkLedgerBoundedSize runs a steady claim load for four retention
 // periods of one (virtual) minute, the clock running ten times faster than
-// the wall's, and reports the database's size after 1, 2 and 4 periods:
-// with pruning it levels off once the first period has passed.
+// the wall's, with an archive, and reports the database's and the WAL's
+// size after 1, 2 and 4 periods: with pruning they level off once the
+// first period has passed.
 func BenchmarkLedgerBoundedSize(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		clk := virtualClock{start: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), wall: time.Now(), speed: 10}
 		st, e, tenants := benchEngine(b, dir, clk.Now)
+		archive := filepath.Join(dir, "archive")
 		k, err := ledger.New(ledger.Config{Store: st, Logger: slog.New(slog.DiscardHandler), Now: clk.Now, Retention: time.Minute,
-			SnapshotInterval: 10 * time.Second, Tick: 100 * time.Millisecond})
+			SnapshotInterval: 10 * time.Second, Tick: 100 * time.Millisecond, Archive: archive})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,6 +169,13 @@ func BenchmarkLedgerBoundedSize(b *testing.B) {
 		}
 		b.ReportMetric(float64(claims)/(4*period).Seconds(), "claims/s")
 		b.ReportMetric(float64(k.Stats().Pruned), "pruned")
+		var archived int64
+		files, _ := filepath.Glob(filepath.Join(archive, "*.gz"))
+		for _, f := range files {
+			archived += fileBytes(f)
+		}
+		b.ReportMetric(float64(archived)/float64(max(1, k.Stats().Archived)), "archive-B/event")
+		b.ReportMetric(float64(sizes[4])/float64(max(1, rows[4])), "db-B/event@4periods")
 	}
 }
 

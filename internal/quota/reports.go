@@ -194,7 +194,7 @@ func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, 
 	}
 	h := c.NewHistory(t, nil, moments)
 	after := max(0, t.CreatedSeq-1) // the replay stands here
-	var page []*Event              // read, not yet applied
+	var page []*Event               // read, not yet applied
 	more, replayed := true, 0
 	for len(h.samples) < len(moments) {
 		m := moments[len(h.samples)]
