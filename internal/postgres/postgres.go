@@ -99,6 +99,10 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	// The DSN's pool_max_conns stands unless MaxConns is set.
+	if opts.MaxConns == 0 && strings.Contains(dsn, "pool_max_conns") {
+		opts.MaxConns = cfg.MaxConns
+	}
 	opts = opts.withDefaults(cfg.ConnConfig.ConnectTimeout)
 	// Durable before acknowledged, whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
@@ -109,9 +113,7 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = opts.MaxConns
-	}
+	cfg.MaxConns = opts.MaxConns
 	cfg.ConnConfig.DialFunc = opts.dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
