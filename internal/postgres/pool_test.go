@@ -44,3 +44,26 @@ func TestPoolSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestEffective: what Effective reports is what a store opens with.
+func TestEffective(t *testing.T) {
+	base := pgtest.Schema(t)
+	for _, opts := range []Options{{}, {MaxConns: 5, ConnectTimeout: 1500 * time.Millisecond, StatementTimeout: 3 * time.Second}} {
+		dsn := base + "&pool_max_conns=3&connect_timeout=7"
+		want, err := Effective(dsn, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := OpenWithOptions(t.Context(), dsn, "test", slog.New(slog.DiscardHandler), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if st.opts != want || st.pool.Config().MaxConns != want.MaxConns {
+			t.Errorf("Effective says %+v, the store runs with %+v and %d connections", want, st.opts, st.pool.Config().MaxConns)
+		}
+	}
+	if _, err := Effective("postgres://h1:1,h2:2/db", Options{LockTimeout: -1}); err == nil {
+		t.Error("Effective accepted a negative timeout")
+	}
+}
