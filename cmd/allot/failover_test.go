@@ -44,7 +44,7 @@ func TestFailoverToASynchronousStandby(t *testing.T) {
 	c := pgtest.StartCluster(t)
 	env := []string{"ALLOT_DATABASE=" + c.DSN(), "ALLOT_ADMIN_TOKEN=" + adminToken, "ALLOT_SECRET_KEY_FILE=" + keyFile(t, "33"),
 		// A dead host costs at most this per connection attempt.
-		"ALLOT_DATABASE_CONNECT_TIMEOUT=2s"}
+		"ALLOT_DATABASE_CONNECT_TIMEOUT=1s"}
 	ps := []*proc{start(t, t.TempDir(), env...), start(t, t.TempDir(), env...)}
 	tenants := []string{"fo-0", "fo-1", "fo-2", "fo-3", "fo-4", "fo-5", "fo-6", "fo-7"}
 	for _, tn := range tenants {
