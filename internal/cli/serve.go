@@ -20,6 +20,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/ledger"
+	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/webhook"
@@ -58,6 +59,11 @@ type ServeConfig struct {
 	LedgerArchive                   string
 	SnapshotEvery                   int
 	SnapshotInterval                time.Duration
+
+	// PostgreSQL's pool and session bounds; zero: the URL's
+	// pool_max_conns or connect_timeout, else postgres.DefaultOptions.
+	DatabaseMaxConns                                                      int32
+	DatabaseStatementTimeout, DatabaseLockTimeout, DatabaseConnectTimeout time.Duration
 }
 
 // DefaultServeConfig returns the built-in defaults; `allot serve` layers
@@ -121,6 +127,11 @@ named like the flags), the built-in default.`,
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on (ALLOT_LISTEN)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (ALLOT_DATA)")
 	f.StringVar(&cfg.Database, "database", cfg.Database, "database: empty for SQLite in the data directory, sqlite:PATH or postgres://… (ALLOT_DATABASE)")
+	pg := postgres.DefaultOptions()
+	f.Int32Var(&cfg.DatabaseMaxConns, "database-max-conns", 0, fmt.Sprintf("PostgreSQL: most connections per process; 0: the URL's pool_max_conns, else %d (ALLOT_DATABASE_MAX_CONNS)", pg.MaxConns))
+	f.DurationVar(&cfg.DatabaseStatementTimeout, "database-statement-timeout", 0, fmt.Sprintf("PostgreSQL: longest one statement, COMMIT included, may run; 0: %s (ALLOT_DATABASE_STATEMENT_TIMEOUT)", pg.StatementTimeout))
+	f.DurationVar(&cfg.DatabaseLockTimeout, "database-lock-timeout", 0, fmt.Sprintf("PostgreSQL: longest one wait for a tenant's lock, retried within the request's time; 0: %s (ALLOT_DATABASE_LOCK_TIMEOUT)", pg.LockTimeout))
+	f.DurationVar(&cfg.DatabaseConnectTimeout, "database-connect-timeout", 0, fmt.Sprintf("PostgreSQL: longest opening a connection may take, per host of the URL; 0: the URL's connect_timeout, else %s (ALLOT_DATABASE_CONNECT_TIMEOUT)", pg.ConnectTimeout))
 	f.StringVar(&cfg.Region, "region", cfg.Region, "the region this server serves (ALLOT_REGION)")
 	f.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, "catalog YAML file; empty for the embedded default (ALLOT_CATALOG)")
 	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", cfg.SecretKeyFile, "file with the 32-byte hex key that encrypts AK/SK secrets; default: DATA/secret.key, created at first start (ALLOT_SECRET_KEY_FILE)")
@@ -266,7 +277,15 @@ func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Confi
 	c.MaxHeaderBytes, c.MaxBodyBytes, c.FailedAuthLimit, c.WebhookAllow = cfg.MaxHeaderBytes, cfg.MaxBodyBytes, cfg.AuthFailureLimit, cfg.WebhookAllow
 	c.Ledger = ledger.Config{Retention: time.Duration(cfg.LedgerRetention), AuditRetention: time.Duration(cfg.AuditRetention),
 		Archive: cfg.LedgerArchive, SnapshotEvery: cfg.SnapshotEvery, SnapshotInterval: cfg.SnapshotInterval}
+	c.Postgres = cfg.postgresOptions()
 	return c
+}
+
+// postgresOptions are the store's bounds from the command's; zero fields
+// are the store's to fill.
+func (cfg ServeConfig) postgresOptions() postgres.Options {
+	return postgres.Options{MaxConns: cfg.DatabaseMaxConns, StatementTimeout: cfg.DatabaseStatementTimeout,
+		LockTimeout: cfg.DatabaseLockTimeout, ConnectTimeout: cfg.DatabaseConnectTimeout}
 }
 
 // Check validates cfg and its catalog without opening the store or the
@@ -284,8 +303,18 @@ func Check(cfg ServeConfig, stdout io.Writer) error {
 	if cfg.Catalog != "" {
 		catalog = cfg.Catalog
 	}
+	var pool string
+	if kind, _ := storeKind(cfg.Database); kind == "postgres" {
+		o, err := postgres.Effective(cfg.Database, cfg.postgresOptions())
+		if err != nil {
+			return usageError{fmt.Sprintf("database: %v", err)}
+		}
+		pool = fmt.Sprintf("  pool     %d connections; statement timeout %s, lock timeout %s, connect timeout %s\n",
+			o.MaxConns, o.StatementTimeout, o.LockTimeout, o.ConnectTimeout)
+	}
 	fmt.Fprintf(stdout, "allot: configuration is valid\n  region   %s\n  listen   %s\n  store    %s\n  catalog  %s: %d services, %d resources, %d kinds, %d plans\n",
 		cfg.Region, cfg.Listen, store, catalog, len(cat.Services), len(cat.Resources), len(cat.Kinds), len(cat.Plans))
+	fmt.Fprint(stdout, pool)
 	archive := "none"
 	if cfg.LedgerArchive != "" {
 		archive = cfg.LedgerArchive
@@ -341,6 +370,16 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if _, err := webhook.ParsePolicy(cfg.WebhookAllow); err != nil {
 		return nil, usageError{fmt.Sprintf("webhook-allow: %v", err)}
+	}
+	if cfg.DatabaseMaxConns < 0 {
+		return nil, usageError{"database-max-conns: must not be negative"}
+	}
+	for name, d := range map[string]time.Duration{"database-statement-timeout": cfg.DatabaseStatementTimeout,
+		"database-lock-timeout": cfg.DatabaseLockTimeout, "database-connect-timeout": cfg.DatabaseConnectTimeout} {
+		// PostgreSQL counts in milliseconds; less would read as "off".
+		if d < 0 || (d > 0 && d < time.Millisecond) {
+			return nil, usageError{fmt.Sprintf("%s: must be 0 (the default) or at least 1ms", name)}
+		}
 	}
 	if _, err := storeKind(cfg.Database); err != nil {
 		return nil, err

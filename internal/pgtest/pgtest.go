@@ -2,6 +2,9 @@
 // named by ALLOT_TEST_POSTGRES, so tests run in parallel and leave nothing
 // behind. Its Proxy stands between a test's store and the database
 // and breaks connections on cue (a lost COMMIT reply, a silent network).
+// Its Cluster is a private primary with a synchronous standby, started
+// from PostgreSQL's server programs, for tests that kill the primary and
+// promote the standby; it never touches the server of ALLOT_TEST_POSTGRES.
 package pgtest
 
 import (

@@ -35,8 +35,12 @@ type Options struct {
 	// off, and the server ends its session and frees its locks. Default
 	// 10s.
 	IdleInTransactionTimeout time.Duration
-	// ConnectTimeout bounds opening a connection. Default: the DSN's
-	// connect_timeout if it has one, else 5s.
+	// ConnectTimeout bounds opening a connection, to each host of a
+	// multi-host DSN in turn: a host that went silent (a dead machine, not
+	// a dead process) costs this much before the next one is tried, by
+	// every new connection and by the lookup of a lost commit, which must
+	// reach the promoted standby within ResolveTimeout. Default: the DSN's
+	// connect_timeout if it has one, else 2s.
 	ConnectTimeout time.Duration
 	// KeepAliveIdle, KeepAliveInterval and KeepAliveCount set TCP
 	// keepalives on both ends (the client's socket and, through
@@ -60,7 +64,7 @@ type Options struct {
 	ResolveTimeout time.Duration
 	// MaxConns bounds the connection pool. Each batch in the committer's
 	// pipeline holds one until it commits, besides reads and background
-	// jobs. Default 16, or the DSN's pool_max_conns.
+	// jobs. Default: the DSN's pool_max_conns if it has one, else 16.
 	MaxConns int32
 }
 
@@ -70,7 +74,7 @@ func DefaultOptions() Options {
 		LockTimeout:              5 * time.Second,
 		StatementTimeout:         10 * time.Second,
 		IdleInTransactionTimeout: 10 * time.Second,
-		ConnectTimeout:           5 * time.Second,
+		ConnectTimeout:           2 * time.Second,
 		KeepAliveIdle:            10 * time.Second,
 		KeepAliveInterval:        5 * time.Second,
 		KeepAliveCount:           3,

@@ -99,14 +99,10 @@ func Open(ctx context.Context, dsn, region string, log *slog.Logger) (*Store, er
 // their defaults. The session settings it controls are set on every
 // connection and take precedence over the same settings in the DSN.
 func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, opts Options) (*Store, error) {
-	if err := opts.Validate(); err != nil {
+	cfg, opts, err := parse(dsn, opts)
+	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	opts = opts.withDefaults(cfg.ConnConfig.ConnectTimeout)
 	// Durable before acknowledged, whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
@@ -116,9 +112,7 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = opts.MaxConns
-	}
+	cfg.MaxConns = opts.MaxConns
 	cfg.ConnConfig.DialFunc = opts.dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -139,6 +133,28 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		return nil, fmt.Errorf("postgres: finding the ledger's sequence: %w", err)
 	}
 	return s, nil
+}
+
+// Effective returns the options a store opened on dsn with opts runs
+// with: a zero field takes the DSN's pool_max_conns or connect_timeout if
+// it has one, else its default. It connects to nothing.
+func Effective(dsn string, opts Options) (Options, error) {
+	_, opts, err := parse(dsn, opts)
+	return opts, err
+}
+
+func parse(dsn string, opts Options) (*pgxpool.Config, Options, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, Options{}, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, Options{}, fmt.Errorf("postgres: %w", err)
+	}
+	if opts.MaxConns == 0 && strings.Contains(dsn, "pool_max_conns") {
+		opts.MaxConns = cfg.MaxConns
+	}
+	return cfg, opts.withDefaults(cfg.ConnConfig.ConnectTimeout), nil
 }
 
 // Close closes the pool.
