@@ -146,9 +146,10 @@ func (s *Store) commit(ctx context.Context, t *tx) error {
 // lostCommit is an attempt whose COMMIT was, or may have been, sent, and
 // whose answer never came: it may have committed.
 type lostCommit struct {
-	pid uint32 // the backend that ran it
-	xid string // its transaction ID
-	err error
+	pid  uint32 // the backend that ran it
+	xid  string // its transaction ID
+	mark string // the token of its row in commit_marks
+	err  error
 }
 
 func (e *lostCommit) Error() string { return fmt.Sprintf("committing: %v", e.err) }
@@ -178,7 +179,7 @@ func (s *Store) sendCommit(ctx context.Context, t *tx) error {
 		// It wrote nothing: committed or not, the database is the same.
 		return nil
 	default:
-		return &lostCommit{pid: t.pid, xid: t.xid, err: err}
+		return &lostCommit{pid: t.pid, xid: t.xid, mark: t.mark, err: err}
 	}
 }
 
@@ -295,11 +296,27 @@ func (s *Store) lookup(ctx context.Context, conn **pgx.Conn, lost *lostCommit) (
 	}
 	var status *string
 	if err := (*conn).QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, lost.xid).Scan(&status); err != nil {
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "22023" {
+			// "in the future": this server (a promoted standby) never saw
+			// the transaction.
+			return "aborted", nil
+		}
 		return "", err
 	}
 	if status == nil {
 		// Too old to be known any more; it cannot be ours.
 		return "", fmt.Errorf("the status of transaction %s is no longer known", lost.xid)
+	}
+	if *status == "committed" {
+		// A promoted standby may have given the ID to a transaction of its
+		// own: ours committed only if its mark is there.
+		var ours bool
+		if err := (*conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM commit_marks WHERE token = $1)`, lost.mark).Scan(&ours); err != nil {
+			return "", err
+		}
+		if !ours {
+			return "aborted", nil
+		}
 	}
 	if *status == "in progress" {
 		// The xid check keeps a recycled process ID safe.

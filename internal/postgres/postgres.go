@@ -43,6 +43,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -85,6 +87,9 @@ type Store struct {
 	// final (final.go).
 	seqName string
 	fin     finality
+	// stopMarks ends the goroutine that deletes old commit marks.
+	stopMarks, marksDone chan struct{}
+	closing              sync.Once
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -132,6 +137,8 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		pool.Close()
 		return nil, fmt.Errorf("postgres: finding the ledger's sequence: %w", err)
 	}
+	s.stopMarks, s.marksDone = make(chan struct{}), make(chan struct{})
+	go s.pruneMarks()
 	return s, nil
 }
 
@@ -159,8 +166,32 @@ func parse(dsn string, opts Options) (*pgxpool.Config, Options, error) {
 
 // Close closes the pool.
 func (s *Store) Close() error {
-	s.pool.Close()
+	s.closing.Do(func() {
+		close(s.stopMarks)
+		<-s.marksDone
+		s.pool.Close()
+	})
 	return nil
+}
+
+// pruneMarks deletes, once a minute, the commit marks older than ten
+// minutes: a lost commit is looked up within seconds.
+func (s *Store) pruneMarks() {
+	defer close(s.marksDone)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopMarks:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := s.pool.Exec(ctx, `DELETE FROM commit_marks WHERE at < $1`, time.Now().Add(-10*time.Minute).UnixNano()); err != nil {
+				s.log.Warn("postgres: deleting old commit marks failed", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // lockKey maps a name to its advisory lock key within a class.

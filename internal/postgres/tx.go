@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -29,6 +30,9 @@ type tx struct {
 	// xid is the transaction's ID once it writes: what Commit looks up
 	// when the reply to its COMMIT is lost.
 	xid string
+	// mark is the token of the row it leaves in commit_marks, which
+	// proves that it committed when its ID alone cannot (commit.go).
+	mark string
 	// pid is the server process that runs it.
 	pid uint32
 }
@@ -119,6 +123,10 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 	// First, in the same round trip as the writes: the transaction's ID,
 	// which assigns it one now if no write has yet.
 	b.Queue(`SELECT pg_current_xact_id()::text`).QueryRow(func(row pgx.Row) error { return row.Scan(&t.xid) })
+	if t.mark == "" {
+		t.mark = rand.Text()
+		b.Queue(`INSERT INTO commit_marks (token, at) VALUES ($1, $2)`, t.mark, time.Now().UnixNano())
+	}
 	for _, id := range w.DeleteTenants {
 		b.Queue(`DELETE FROM outbox WHERE region = $1 AND webhook IN (SELECT id FROM webhooks WHERE region = $1 AND tenant = $2)`, r, id)
 		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks", "snapshots"} {
