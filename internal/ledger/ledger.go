@@ -135,7 +135,7 @@ func (k *Keeper) Step(ctx context.Context) error {
 	// Pruning takes the writer for one chunk at a time and then rests four
 	// times as long, so that it takes at most a fifth of the writer from
 	// the claims (enough to remove some 100,000 events a second).
-	deadline := time.Now().Add(k.cfg.Tick / 2)
+	deadline := time.Now().Add(k.cfg.Tick)
 	for time.Now().Before(deadline) {
 		began := time.Now()
 		done, err := k.prune(ctx)

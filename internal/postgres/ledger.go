@@ -77,7 +77,7 @@ func orEmpty(m map[string]int64) map[string]int64 {
 // Snapshot implements quota.Store.
 func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*quota.Snapshot, error) {
 	sn, err := scanSnapshot(s.pool.QueryRow(ctx, `SELECT `+snapshotColumns+` FROM snapshots
-		WHERE region = $1 AND tenant = $2 AND seq >= $3 AND time <= $4 ORDER BY seq DESC LIMIT 1`, s.region, tenant, from, nanos(at)))
+		WHERE region = $1 AND tenant = $2 AND seq >= $3 AND time <= $4 ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, from, nanos(at)))
 	if err == pgx.ErrNoRows {
 		return nil, nil
 	}

@@ -195,7 +195,7 @@ func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, 
 	h := c.NewHistory(t, nil, moments)
 	after := max(0, t.CreatedSeq-1) // the replay stands here
 	var page []*Event               // read, not yet applied
-	more, replayed := true, 0
+	more, replayed, limit := true, 0, 32
 	for len(h.samples) < len(moments) {
 		m := moments[len(h.samples)]
 		snap, err := store.Snapshot(ctx, tenant, after+1, m)
@@ -204,16 +204,19 @@ func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, 
 		}
 		if snap != nil {
 			h.replay.Seed(snap)
-			after, more = snap.Seq, true
+			after, more, limit = snap.Seq, true, 32
 			for len(page) > 0 && page[0].Seq <= after {
 				page = page[1:]
 			}
 		}
 		if len(page) == 0 && more {
-			if page, err = store.Events(ctx, EventFilter{Tenant: tenant, After: after, Limit: historyPage}); err != nil {
+			// Small pages first: from a snapshot, a moment is usually a few
+			// events away.
+			if page, err = store.Events(ctx, EventFilter{Tenant: tenant, After: after, Limit: limit}); err != nil {
 				return nil, err
 			}
-			more = len(page) == historyPage
+			more = len(page) == limit
+			limit = min(2*limit, historyPage)
 		}
 		if len(page) == 0 {
 			break // nothing after: the state stands for every later moment

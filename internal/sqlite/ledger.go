@@ -76,8 +76,8 @@ func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time
 		sn, err := scanSnapshot(r)
 		out = sn
 		return err
-	}, `SELECT `+snapshotColumns+` FROM snapshots WHERE region = ? AND tenant = ? AND seq >= ? AND time <= ?
-		ORDER BY seq DESC LIMIT 1`, s.region, tenant, from, nanos(at))
+	}, `SELECT `+snapshotColumns+` FROM snapshots INDEXED BY snapshots_time WHERE region = ? AND tenant = ? AND time <= ? AND seq >= ?
+		ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at), from)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading a snapshot: %w", err))
 	}

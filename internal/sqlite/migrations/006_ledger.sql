@@ -14,6 +14,9 @@ CREATE TABLE snapshots (
     PRIMARY KEY (region, tenant, seq)
 ) WITHOUT ROWID;
 
+-- usage?at= finds the newest snapshot at or before a time.
+CREATE INDEX snapshots_time ON snapshots (region, tenant, time);
+
 CREATE TABLE checkpoints (
     region TEXT    NOT NULL,
     seq    INTEGER NOT NULL,
