@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"sync/atomic"
 	"slices"
 	"sync"
 
@@ -19,13 +20,15 @@ import (
 // net/http with bodies encoded once; setup, checks and cleanup go through
 // the public client.
 type allotTarget struct {
-	base, token string
-	http        *http.Client
-	api         *client.Client
+	bases []string // the measured requests go to each in turn
+	next  atomic.Uint64
+	token string
+	http  *http.Client
+	api   *client.Client
 }
 
-func newAllotTarget(base, token string, hc *http.Client) *allotTarget {
-	return &allotTarget{base: base, token: token, http: hc, api: client.New(base, client.WithToken(token), client.WithHTTPClient(hc))}
+func newAllotTarget(bases []string, token string, hc *http.Client) *allotTarget {
+	return &allotTarget{bases: bases, token: token, http: hc, api: client.New(bases[0], client.WithToken(token), client.WithHTTPClient(hc))}
 }
 
 var instanceBody = []byte(`{"kind":"compute.instance","state":"stopped","attributes":{"memory_mb":16}}`)
@@ -59,7 +62,8 @@ func (a *allotTarget) send(ctx context.Context, method, path, token string, body
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	base := a.bases[a.next.Add(1)%uint64(len(a.bases))]
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return failed, err
 	}

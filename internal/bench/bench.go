@@ -38,6 +38,9 @@ type Config struct {
 	Duration         time.Duration
 	Warmup           time.Duration
 	Baseline         string // "" or "postgres"
+	// Processes is how many embedded allot processes share the PostgreSQL
+	// database; the load is spread over them in turn.
+	Processes int
 	// Ceiling also runs the healthz workload after the workload, through
 	// the same client and connections, and reports the workload's rate as a
 	// ratio to it: the figure that carries across machines and days.
@@ -57,7 +60,7 @@ var Workloads = []string{"claim", "hot", "batch", "read", "mixed", "healthz"}
 
 // DefaultConfig returns the defaults of `allot bench`.
 func DefaultConfig() Config {
-	return Config{Workload: "claim", Tenants: 100, Concurrency: 64, BatchSize: 100, Duration: 10 * time.Second, Warmup: 2 * time.Second, Ceiling: true}
+	return Config{Workload: "claim", Tenants: 100, Concurrency: 64, BatchSize: 100, Duration: 10 * time.Second, Warmup: 2 * time.Second, Ceiling: true, Processes: 1}
 }
 
 // Validate checks every setting, naming the one at fault.
@@ -73,6 +76,10 @@ func (c Config) Validate() error {
 		return errors.New("duration must be positive and warmup not negative")
 	case c.Database != "" && !isPostgres(c.Database):
 		return errors.New("database must be empty (SQLite) or a postgres:// URL")
+	case c.Processes < 1 || c.Processes > 16:
+		return errors.New("processes must be from 1 to 16")
+	case c.Processes > 1 && (!c.Embedded || !isPostgres(c.Database)):
+		return errors.New("processes above 1 need --embedded with a postgres:// --database: SQLite has one process")
 	case c.Baseline != "" && c.Baseline != "postgres":
 		return fmt.Errorf("baseline must be postgres, not %q", c.Baseline)
 	case c.BaselineDatabase != "" && !isPostgres(c.BaselineDatabase):
@@ -151,14 +158,17 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Summary, error) {
 }
 
 func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary, error) {
-	base, token, store := strings.TrimRight(cfg.Server, "/"), cfg.Token, "remote"
+	bases, token, store := []string{strings.TrimRight(cfg.Server, "/")}, cfg.Token, "remote"
 	if cfg.Embedded {
-		srv, err := startEmbedded(ctx, cfg.Database, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		srv, err := startEmbedded(ctx, cfg.Database, cfg.Processes, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			return nil, fmt.Errorf("starting the embedded server: %w", err)
 		}
 		defer srv.close()
-		base, token, store = srv.url, srv.token, srv.store
+		bases, token, store = srv.urls, srv.token, srv.store
+		if len(bases) > 1 {
+			store = fmt.Sprintf("%s, %d processes", store, len(bases))
+		}
 	}
 	hc := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency, IdleConnTimeout: 90 * time.Second,
@@ -166,7 +176,7 @@ func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary
 	// Before the server shuts down: it waits for connections that never
 	// carried a request (the transport dials spares) for 5 seconds.
 	defer hc.CloseIdleConnections()
-	a := newAllotTarget(base, token, hc)
+	a := newAllotTarget(bases, token, hc)
 	fmt.Fprintf(log, "allot bench: %s on %s: setting up %d tenants\n", cfg.Workload, store, len(p.tenants))
 	if !cfg.Embedded {
 		// A real server keeps what the run made unless it is removed.

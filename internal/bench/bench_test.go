@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 // not add up to its consumers, following the consumers' pages.
 func TestCheckFindsOvershoot(t *testing.T) {
 	fake := benchtest.Start(t)
-	a := newAllotTarget(fake.URL, "token", http.DefaultClient)
+	a := newAllotTarget([]string{fake.URL}, "token", http.DefaultClient)
 	overshoot, problems, err := a.check(context.Background(), []string{"a", "b"})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -20,13 +21,16 @@ import (
 // embedded is an allot server the run started in-process, assembled the
 // way `allot serve` does it, on a random port of the loopback interface.
 type embedded struct {
-	url, token, store string
-	close             func()
+	urls         []string // one per process
+	token, store string
+	close        func()
 }
 
 // startEmbedded serves SQLite in a temporary directory, or with a
-// postgres:// database, a temporary schema in it; close removes either.
-func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *embedded, err error) {
+// postgres:// database, a temporary schema in it, through processes
+// servers (more than one only on PostgreSQL: they share the schema and the
+// secret key, as processes of one deployment do); close removes it all.
+func startEmbedded(ctx context.Context, database string, processes int, log *slog.Logger) (_ *embedded, err error) {
 	var undo []func() // run last to first
 	closeAll := func() {
 		for _, f := range slices.Backward(undo) {
@@ -67,16 +71,28 @@ func startEmbedded(ctx context.Context, database string, log *slog.Logger) (_ *e
 		return nil, err
 	}
 	cfg.AdminToken = token
-	running, err := server.Start(ctx, cfg)
-	if err != nil {
-		return nil, err
+	e := &embedded{token: token, store: kind, close: closeAll}
+	for i := range max(1, processes) {
+		if i > 0 {
+			// Another process of the same deployment: a data directory of
+			// its own, the first one's secret key.
+			cfg.SecretKeyFile = filepath.Join(cfg.Data, "secret.key")
+			if cfg.Data, err = os.MkdirTemp(dir, "process-"); err != nil {
+				return nil, err
+			}
+		}
+		running, err := server.Start(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			running.Close(ctx)
+		})
+		e.urls = append(e.urls, running.URL)
 	}
-	undo = append(undo, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		running.Close(ctx)
-	})
-	return &embedded{url: running.URL, token: token, store: kind, close: closeAll}, nil
+	return e, nil
 }
 
 // tempSchema creates a schema of its own in the database named by dsn and

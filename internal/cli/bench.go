@@ -78,6 +78,7 @@ a conditional UPDATE), and adds its figures and allot's ratio to them.`,
 	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "operations per request of the batch workload (at most 1000)")
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
 	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring, not counted")
+	f.IntVar(&cfg.Processes, "processes", cfg.Processes, "with --embedded and a postgres:// --database: allot processes sharing it, the load spread over them")
 	f.StringVar(&cfg.Baseline, "baseline", "", "also run the workload on a hand-written baseline: postgres")
 	f.BoolVar(&cfg.Ceiling, "ceiling", cfg.Ceiling, "also measure GET /healthz, the ceiling, and report the workload as a ratio to it")
 	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object, the last line of the output (as -o json does)")
