@@ -62,6 +62,9 @@ type Options struct {
 	// pipeline holds one until it commits, besides reads and background
 	// jobs. Default 16, or the DSN's pool_max_conns.
 	MaxConns int32
+	// NoMigrate refuses a database that lacks migrations this allot has,
+	// instead of applying them; nothing is written then.
+	NoMigrate bool
 }
 
 // DefaultOptions returns the defaults described on Options.
