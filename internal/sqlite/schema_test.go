@@ -33,9 +33,15 @@ func TestANewerSchemaIsRefusedNamingBothVersions(t *testing.T) {
 	execSQL(t, path, `INSERT INTO schema_migrations (name) VALUES ('migrations/007_budgets.sql')`)
 	wants := []string{"the database is at schema 7 (007_budgets.sql)", "this allot knows up to schema 5 (005_consumers_rowid.sql)"}
 	for name, try := range map[string]func() error{
-		"open":       func() error { _, err := sqlite.Open(context.Background(), path, "test", slog.New(slog.DiscardHandler)); return err },
-		"no-migrate": func() error { _, err := sqlite.OpenWithOptions(context.Background(), path, "test", slog.New(slog.DiscardHandler), sqlite.Options{NoMigrate: true}); return err },
-		"dry run":    func() error { _, err := sqlite.Migrations(context.Background(), path); return err },
+		"open": func() error {
+			_, err := sqlite.Open(context.Background(), path, "test", slog.New(slog.DiscardHandler))
+			return err
+		},
+		"no-migrate": func() error {
+			_, err := sqlite.OpenWithOptions(context.Background(), path, "test", slog.New(slog.DiscardHandler), sqlite.Options{NoMigrate: true})
+			return err
+		},
+		"dry run": func() error { _, err := sqlite.Migrations(context.Background(), path); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := try()
