@@ -93,6 +93,7 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 	})
 	root.AddCommand(newServe(getenv, stdout, stderr))
 	root.AddCommand(backupCommands(getenv, stdout)...)
+	root.AddCommand(migrateCommand(getenv, stdout, stderr))
 	addClientCommands(root, getenv, stdin, stdout, stderr)
 	return root
 }
