@@ -258,8 +258,12 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if metricsLn != nil {
 		r.metricsHTTP = r.server(cfg, metricsHandler(r.Metrics, cfg.Pprof))
 		go func() {
-			if err := r.serve(r.metricsHTTP, metricsLn); err != nil {
-				r.served <- fmt.Errorf("serving metrics: %w", err)
+			// Ending on its own ends the server; a shutdown is no news.
+			if err := r.serve(r.metricsHTTP, metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case r.served <- fmt.Errorf("serving metrics: %w", err):
+				default:
+				}
 			}
 		}()
 	}
