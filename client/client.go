@@ -10,6 +10,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +46,17 @@ func WithHTTPClient(h *http.Client) Option {
 		if h != nil {
 			c.http = h
 		}
+	}
+}
+
+// WithRootCAs makes the client trust, for HTTPS, the certificate
+// authorities in pool instead of the system's (a nil pool: the system's).
+// It sets an HTTP client of its own, in place of WithHTTPClient's.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Client) {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.http = &http.Client{Transport: t}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,9 +41,8 @@ func startAllot(t *testing.T) *allot {
 	}
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
 	cmd.Env = append(os.Environ(), "ALLOT_ADMIN_TOKEN="+adminToken)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	out, _ := cmd.StderrPipe() // the start-up lines and the log
+	var stderr syncBuffer
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +55,9 @@ func startAllot(t *testing.T) *allot {
 	})
 	urls := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			stderr.Write([]byte(sc.Text() + "\n"))
 			if _, u, ok := strings.Cut(sc.Text(), " on http://"); ok {
 				urls <- "http://" + u
 			}
@@ -184,4 +185,22 @@ func TestShowQuotaOfTenant(t *testing.T) {
 
 	a.call("DELETE", "/api/v1/tenants/"+projectA+"/credentials/"+key.AccessKey, "", nil)
 	refused("revoked key", a.dcsClient(key.AccessKey, key.SecretKey, projectA), 401, "APIGW.0301")
+}
+
+// syncBuffer is a buffer one goroutine fills while a test may read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

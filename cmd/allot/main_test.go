@@ -40,53 +40,93 @@ func TestMain(m *testing.M) {
 const adminToken = "e2e-admin-token"
 
 type proc struct {
-	cmd    *exec.Cmd
-	url    string
-	stdout *bytes.Buffer
+	cmd *exec.Cmd
+	url string
+	// stderr is what it wrote there: the start-up lines (the admin token,
+	// where it serves) and the log.
+	stderr *syncBuffer
+}
+
+// syncBuffer is a buffer one goroutine fills while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // start runs `allot serve` on a free port with data in dir and waits until
 // it listens.
 func start(t *testing.T, dir string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", dir)
+	return startBinary(t, binary, dir, env...)
+}
+
+// startBinary is start with another build of allot.
+func startBinary(t *testing.T, bin, dir string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir)
 	cmd.Env = append(os.Environ(), env...)
-	stdout, err := cmd.StdoutPipe()
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}}
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
 		if t.Failed() {
-			t.Logf("allot stderr:\n%s", stderr.String())
+			t.Logf("allot stderr:\n%s", p.stderr.String())
 		}
 	})
 	urls := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			p.stdout.WriteString(line + "\n")
-			if _, url, ok := strings.Cut(line, " on http://"); ok {
-				urls <- "http://" + url
+			p.stderr.Write([]byte(line + "\n"))
+			if _, url, ok := strings.Cut(line, "allot: serving region "); ok {
+				if _, url, ok = strings.Cut(url, " on "); ok {
+					urls <- url
+				}
 			}
 		}
 	}()
 	select {
 	case p.url = <-urls:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("allot did not start:\n%s", stderr.String())
+		t.Fatalf("allot did not start:\n%s", p.stderr.String())
 	}
 	return p
+}
+
+// printedToken is the admin token a first start printed, or "".
+func printedToken(out string) string {
+	_, after, ok := strings.Cut(out, "shown only this once:\n")
+	if !ok {
+		return ""
+	}
+	for line := range strings.Lines(after) {
+		if s := strings.TrimSpace(line); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 func (p *proc) req(t *testing.T, method, path, token, body string) (int, []byte) {
@@ -105,14 +145,12 @@ func (p *proc) req(t *testing.T, method, path, token, body string) (int, []byte)
 func TestFirstStartPrintsAnAdminTokenOnce(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir)
-	if !strings.Contains(p.stdout.String(), "shown only this once") {
-		t.Fatalf("no admin token printed:\n%s", p.stdout)
+	token := printedToken(p.stderr.String())
+	if token == "" {
+		t.Fatalf("no admin token printed:\n%s", p.stderr)
 	}
-	var token string
-	for _, line := range strings.Split(p.stdout.String(), "\n") {
-		if s := strings.TrimSpace(line); s != "" && !strings.HasPrefix(s, "allot:") {
-			token = s
-		}
+	if strings.Contains(logLines(p.stderr.String()), token) {
+		t.Fatalf("the admin token is in the log:\n%s", p.stderr)
 	}
 	if code, body := p.req(t, "GET", "/api/v1/tenants", token, ""); code != 200 {
 		t.Fatalf("printed token does not work: %d %s", code, body)
@@ -120,7 +158,7 @@ func TestFirstStartPrintsAnAdminTokenOnce(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
 	again := start(t, dir)
-	if strings.Contains(again.stdout.String(), "shown only this once") {
+	if strings.Contains(again.stderr.String(), "shown only this once") {
 		t.Fatal("a second start printed another admin token")
 	}
 	if code, _ := again.req(t, "GET", "/api/v1/tenants", token, ""); code != 200 {
@@ -202,6 +240,26 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	if !strings.Contains(string(out), "unknown flag") || !strings.Contains(string(out), "Usage:") {
 		t.Fatalf("output:\n%s", out)
 	}
+}
+
+// logLines is the log's part of what allot wrote on stderr: its lines
+// that are not start-up lines.
+func logLines(out string) string {
+	var b strings.Builder
+	inToken := false
+	for line := range strings.Lines(out) {
+		switch {
+		case strings.HasPrefix(line, "allot: created an admin token"):
+			inToken = true
+		case inToken && (strings.TrimSpace(line) == "" || strings.HasPrefix(line, "    ")):
+		case strings.HasPrefix(line, "allot: "):
+			inToken = false
+		default:
+			inToken = false
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // runFor runs cmd to its end, killing it after d, and returns its output.

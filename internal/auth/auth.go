@@ -83,7 +83,9 @@ func Authenticate(ctx context.Context, store TokenReader, token string) (quota.A
 	if subtle.ConstantTimeCompare(Hash(token), t.Hash) != 1 || t.RevokedAt != nil {
 		return quota.Actor{}, denied
 	}
-	return quota.Actor{Name: t.Name, Role: t.Role, Tenant: t.Tenant}, nil
+	actor := quota.Actor{Name: t.Name, Role: t.Role, Tenant: t.Tenant}
+	NoteCaller(ctx, actor)
+	return actor, nil
 }
 
 // Bootstrap makes sure an admin can get in. With envToken (ALLOT_ADMIN_TOKEN)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/allot-dev/allot/client"
+	"github.com/allot-dev/allot/internal/version"
 )
 
 // Env gives the program its environment; tests pass a map's lookup.
@@ -79,7 +80,11 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 		Short:         "allot: quotas and limits for multi-tenant clouds",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().Version,
 	}
+	// --version prints what `allot version` does; the text has no template
+	// actions, so it is printed as it is.
+	root.SetVersionTemplate(versionText(version.Get()))
 	// Flag errors and wrong argument counts are usage errors: print the
 	// usage and exit 2.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -88,6 +93,7 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 	})
 	root.AddCommand(newServe(getenv, stdout, stderr))
 	root.AddCommand(backupCommands(getenv, stdout)...)
+	root.AddCommand(migrateCommand(getenv, stdout, stderr))
 	addClientCommands(root, getenv, stdin, stdout, stderr)
 	return root
 }

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 type remote struct {
 	server, token, output string
 	envToken              string // ALLOT_TOKEN: not a flag default, so help never shows it
+	caCert                string // PEM file of the CAs to trust for https://; empty: the system's
+	roots                 *x509.CertPool
 	stdin                 io.Reader
 	stdout                io.Writer
 }
@@ -31,7 +34,27 @@ func (r *remote) client() *client.Client {
 	if token == "" {
 		token = r.envToken
 	}
-	return client.New(r.server, client.WithToken(token))
+	opts := []client.Option{client.WithToken(token)}
+	if r.roots != nil {
+		opts = append(opts, client.WithRootCAs(r.roots))
+	}
+	return client.New(r.server, opts...)
+}
+
+// loadRoots reads --ca-cert, before any command talks to a server.
+func (r *remote) loadRoots(*cobra.Command, []string) error {
+	if r.caCert == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(r.caCert)
+	if err != nil {
+		return usageError{fmt.Sprintf("ca-cert: %v", err)}
+	}
+	r.roots = x509.NewCertPool()
+	if !r.roots.AppendCertsFromPEM(pem) {
+		return usageError{fmt.Sprintf("ca-cert: %s holds no PEM certificate", r.caCert)}
+	}
+	return nil
 }
 
 func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout, stderr io.Writer) {
@@ -44,9 +67,12 @@ func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout,
 	pf.StringVar(&r.server, "server", server, "allot server URL (ALLOT_SERVER)")
 	pf.StringVar(&r.token, "token", "", "API token (default $ALLOT_TOKEN)")
 	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
+	pf.StringVar(&r.caCert, "ca-cert", getenv("ALLOT_CA_CERT"), "PEM file of the certificate authorities to trust for an https:// server; default: the system's (ALLOT_CA_CERT)")
+	root.PersistentPreRunE = r.loadRoots
 	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
 		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv), benchCommand(r, getenv),
-		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r))
+		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r),
+		versionCommand(r))
 }
 
 // readDocument reads a JSON or YAML file (- for standard input) into v,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +10,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +26,7 @@ import (
 	"github.com/allot-dev/allot/internal/postgres"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/internal/version"
 	"github.com/allot-dev/allot/internal/webhook"
 )
 
@@ -38,10 +42,24 @@ type ServeConfig struct {
 	// file created in the data directory on first start.
 	SecretKeyFile string
 	LogFormat     string
+	LogLevel      string
+	// AccessLog logs one line per request.
+	AccessLog bool
+	// AdminTokenFile receives the admin token created at first start,
+	// instead of standard error.
+	AdminTokenFile string
 	// TenantMetrics adds per-tenant usage gauges to /metrics.
 	TenantMetrics bool
-	QueueSize     int
-	MaxBatch      int
+	// MetricsListen serves /metrics (and pprof with Pprof) on an address
+	// of its own instead of the API's.
+	MetricsListen string
+	Pprof         bool
+	// TLSCert and TLSKey serve HTTPS.
+	TLSCert, TLSKey string
+	// NoMigrate refuses to start while migrations are pending.
+	NoMigrate bool
+	QueueSize int
+	MaxBatch  int
 	// CacheConsumers bounds the consumers the committer keeps in memory.
 	CacheConsumers int
 	// Limits against slow or abusive clients.
@@ -74,6 +92,7 @@ func DefaultServeConfig() ServeConfig {
 		Data:           "./allot-data",
 		Region:         "local",
 		LogFormat:      "text",
+		LogLevel:       "info",
 		QueueSize:      8192,
 		MaxBatch:       1024,
 		CacheConsumers: 1_000_000,
@@ -137,6 +156,14 @@ named like the flags), the built-in default.`,
 	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", cfg.SecretKeyFile, "file with the 32-byte hex key that encrypts AK/SK secrets; default: DATA/secret.key, created at first start (ALLOT_SECRET_KEY_FILE)")
 	f.BoolVar(&cfg.TenantMetrics, "metrics-per-tenant", cfg.TenantMetrics, "export per-tenant usage gauges; one series per tenant and resource (ALLOT_METRICS_PER_TENANT)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (ALLOT_LOG_FORMAT)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (ALLOT_LOG_LEVEL)")
+	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request: id, method, route, status, duration, bytes, tenant, actor (ALLOT_ACCESS_LOG)")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "write the admin token created at first start to this file (mode 0600) instead of standard error (ALLOT_ADMIN_TOKEN_FILE)")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "serve /metrics on this address instead of the API's (ALLOT_METRICS_LISTEN)")
+	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiles under /debug/pprof/ on --metrics-listen (ALLOT_PPROF)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) to serve HTTPS with; reloaded on SIGHUP and when it changes (ALLOT_TLS_CERT)")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert (ALLOT_TLS_KEY)")
+	f.BoolVar(&cfg.NoMigrate, "no-migrate", cfg.NoMigrate, "refuse to start while the database lacks migrations, instead of applying them (ALLOT_NO_MIGRATE)")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
 	f.IntVar(&cfg.CacheConsumers, "cache-consumers", cfg.CacheConsumers, "consumers the committer keeps in memory, about 250 bytes each; tenants and usage always are (ALLOT_CACHE_CONSUMERS)")
@@ -234,28 +261,51 @@ func readConfigFile(f *pflag.FlagSet, path string) (map[string]string, error) {
 
 // Serve runs allot until ctx ends, then shuts down gracefully: it stops
 // accepting requests, lets in-flight requests and their commits finish, and
-// closes the store.
-func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error {
+// closes the store. What it says at start (the admin token created, where
+// it serves) goes to stderr, apart from the log lines; the token never
+// goes to the log.
+func Serve(ctx context.Context, cfg ServeConfig, _, stderr io.Writer) error {
 	cat, err := validate(cfg)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogFormat, stderr)
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
-	running, err := server.Start(ctx, cfg.server(cat, log))
+	sc := cfg.server(cat, log)
+	if cfg.AccessLog {
+		// Asked for, so written whatever the log level.
+		sc.AccessLog, _ = newLogger(cfg.LogFormat, "info", stderr)
+	}
+	running, err := server.Start(ctx, sc)
 	if err != nil {
 		return err
 	}
 	if running.AdminToken != "" {
-		fmt.Fprintf(stdout, "allot: created an admin token; it is shown only this once:\n\n    %s\n\n", running.AdminToken)
+		showAdminToken(running.AdminToken, cfg.AdminTokenFile, stderr)
 	}
-	fmt.Fprintf(stdout, "allot: serving region %s on %s\n", cfg.Region, running.URL)
+	fmt.Fprintf(stderr, "allot: serving region %s on %s\n", cfg.Region, running.URL)
+	if running.MetricsURL != "" {
+		fmt.Fprintf(stderr, "allot: metrics on %s/metrics\n", running.MetricsURL)
+	}
+	var hup chan os.Signal
+	if cfg.TLSCert != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	var served error
-	select {
-	case served = <-running.Served():
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case served = <-running.Served():
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			_ = running.ReloadTLS() // logged; the previous pair stays
+		}
 	}
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -264,6 +314,47 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return served
+}
+
+// showAdminToken hands over the admin token created at first start: into
+// file if one is named, else on stderr. If the file cannot be written the
+// token goes to stderr after all: it exists now, and a token no one was
+// shown would lock the operator out.
+func showAdminToken(token, file string, stderr io.Writer) {
+	if file != "" {
+		err := writeSecret(file, token+"\n")
+		if err == nil {
+			fmt.Fprintf(stderr, "allot: created an admin token; it is in %s, shown only there\n", file)
+			return
+		}
+		fmt.Fprintf(stderr, "allot: could not write the admin token to %s: %v\n", file, err)
+	}
+	fmt.Fprintf(stderr, "allot: created an admin token; it is shown only this once:\n\n    %s\n\n", token)
+}
+
+// writeSecret writes a file only its owner may read, whole or not at all.
+func writeSecret(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // server is the running allot's configuration from the command's.
@@ -278,6 +369,7 @@ func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Confi
 	c.Ledger = ledger.Config{Retention: time.Duration(cfg.LedgerRetention), AuditRetention: time.Duration(cfg.AuditRetention),
 		Archive: cfg.LedgerArchive, SnapshotEvery: cfg.SnapshotEvery, SnapshotInterval: cfg.SnapshotInterval}
 	c.Postgres = cfg.postgresOptions()
+	c.MetricsListen, c.Pprof, c.TLSCert, c.TLSKey, c.NoMigrate = cfg.MetricsListen, cfg.Pprof, cfg.TLSCert, cfg.TLSKey, cfg.NoMigrate
 	return c
 }
 
@@ -312,8 +404,15 @@ func Check(cfg ServeConfig, stdout io.Writer) error {
 		pool = fmt.Sprintf("  pool     %d connections; statement timeout %s, lock timeout %s, connect timeout %s\n",
 			o.MaxConns, o.StatementTimeout, o.LockTimeout, o.ConnectTimeout)
 	}
+	v := version.Get()
 	fmt.Fprintf(stdout, "allot: configuration is valid\n  region   %s\n  listen   %s\n  store    %s\n  catalog  %s: %d services, %d resources, %d kinds, %d plans\n",
 		cfg.Region, cfg.Listen, store, catalog, len(cat.Services), len(cat.Resources), len(cat.Kinds), len(cat.Plans))
+	if cfg.TLSCert != "" {
+		fmt.Fprintf(stdout, "  tls      %s, %s\n", cfg.TLSCert, cfg.TLSKey)
+	}
+	if cfg.MetricsListen != "" {
+		fmt.Fprintf(stdout, "  metrics  %s\n", cfg.MetricsListen)
+	}
 	fmt.Fprint(stdout, pool)
 	archive := "none"
 	if cfg.LedgerArchive != "" {
@@ -321,22 +420,41 @@ func Check(cfg ServeConfig, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  ledger   consumer events kept %s, audit events kept %s; archive %s; snapshots every %d events or %s\n",
 		cfg.LedgerRetention.Describe(), cfg.AuditRetention.Describe(), archive, cfg.SnapshotEvery, cfg.SnapshotInterval)
+	fmt.Fprintf(stdout, "  version  %s (commit %s, %s, %s)\n", v.Version, v.Commit, v.Date, v.GoVersion)
 	return nil
 }
 
 // validate checks every setting, naming the one at fault, and loads the
 // catalog.
 func validate(cfg ServeConfig) (*quota.Catalog, error) {
-	if _, err := newLogger(cfg.LogFormat, io.Discard); err != nil {
+	if _, err := newLogger(cfg.LogFormat, cfg.LogLevel, io.Discard); err != nil {
 		return nil, err
 	}
 	if !quota.ValidID(cfg.Region) {
 		return nil, usageError{fmt.Sprintf("region: %q is not a valid identifier", cfg.Region)}
 	}
-	if _, port, err := net.SplitHostPort(cfg.Listen); err != nil {
-		return nil, usageError{fmt.Sprintf("listen: %q is not host:port: %v", cfg.Listen, err)}
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return nil, usageError{fmt.Sprintf("listen: %q has no valid port", cfg.Listen)}
+	if err := checkAddr("listen", cfg.Listen); err != nil {
+		return nil, err
+	}
+	if cfg.MetricsListen != "" {
+		if err := checkAddr("metrics-listen", cfg.MetricsListen); err != nil {
+			return nil, err
+		}
+	} else if cfg.Pprof {
+		return nil, usageError{"pprof: profiles are served only on --metrics-listen, never on the API's address; set it too"}
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, usageError{"tls-cert and tls-key: give both or neither"}
+	}
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, usageError{fmt.Sprintf("tls-cert, tls-key: %v", err)}
+		}
+	}
+	if cfg.AdminTokenFile != "" {
+		if fi, err := os.Stat(filepath.Dir(cfg.AdminTokenFile)); err != nil || !fi.IsDir() {
+			return nil, usageError{fmt.Sprintf("admin-token-file: the directory of %s does not exist", cfg.AdminTokenFile)}
+		}
 	}
 	if cfg.QueueSize < 1 || cfg.MaxBatch < 1 {
 		return nil, usageError{"queue-size and max-batch must be at least 1"}
@@ -414,12 +532,35 @@ func redactDSN(dsn string) string {
 	return dsn
 }
 
-func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+// checkAddr refuses an address that is not host:port.
+func checkAddr(name, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		return usageError{fmt.Sprintf("%s: %q is not host:port: %v", name, addr, err)}
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return usageError{fmt.Sprintf("%s: %q has no valid port", name, addr)}
+	}
+	return nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var opts slog.HandlerOptions
+	switch level {
+	case "debug":
+		opts.Level = slog.LevelDebug
+	case "info":
+		opts.Level = slog.LevelInfo
+	case "warn":
+		opts.Level = slog.LevelWarn
+	case "error":
+		opts.Level = slog.LevelError
+	default:
+		return nil, usageError{fmt.Sprintf("log-level: must be debug, info, warn or error, not %q", level)}
+	}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, &opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, &opts)), nil
 	}
 	return nil, usageError{fmt.Sprintf("log-format: must be text or json, not %q", format)}
 }

@@ -225,7 +225,9 @@ func (d *Dialect) authenticate(r *http.Request) (quota.Actor, error) {
 		if err != nil {
 			return quota.Actor{}, err
 		}
-		return quota.Actor{Name: t.Name, Role: t.Role, Tenant: t.Tenant}, nil
+		actor := quota.Actor{Name: t.Name, Role: t.Role, Tenant: t.Tenant}
+		auth.NoteCaller(r.Context(), actor)
+		return actor, nil
 	}
 	token := r.Header.Get("X-Auth-Token")
 	if token == "" {

@@ -66,6 +66,9 @@ type Options struct {
 	// pipeline holds one until it commits, besides reads and background
 	// jobs. Default: the DSN's pool_max_conns if it has one, else 16.
 	MaxConns int32
+	// NoMigrate refuses a database that lacks migrations this allot has,
+	// instead of applying them; nothing is written then.
+	NoMigrate bool
 }
 
 // DefaultOptions returns the defaults described on Options.

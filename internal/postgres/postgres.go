@@ -51,6 +51,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/schema"
 )
 
 //go:embed migrations/*.sql
@@ -90,6 +91,8 @@ type Store struct {
 	// stopMarks ends the goroutine that deletes old commit marks.
 	stopMarks, marksDone chan struct{}
 	closing              sync.Once
+	// migrated is the migrations this Open applied.
+	migrated []string
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -201,6 +204,83 @@ func (s *Store) lockKey(name string) int32 {
 	return int32(h.Sum32())
 }
 
+// known is the migrations this allot has, in order.
+func known() []string {
+	names, _ := fs.Glob(migrations, "migrations/*.sql") // the pattern is valid
+	slices.Sort(names)
+	return names
+}
+
+// requires is what schema_migrations records for a migration this allot
+// applies: the newest migration an allot must know to serve the database
+// afterwards. A migration keeps the previous version working unless it is
+// marked incompatible (TestMigrationsKeepThePreviousVersionWorking holds
+// the others to schema.Additive), so it requires the one before it.
+func requires(name string) (string, error) {
+	src, err := migrations.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	all := known()
+	i := slices.Index(all, name)
+	if i <= 0 || schema.Incompatible(string(src)) != "" {
+		return name, nil
+	}
+	return all[i-1], nil
+}
+
+// Migrations says, changing nothing, which migrations the database dsn
+// names has and which this allot would apply. The error, with the status,
+// refuses a database a newer allot migrated in a way this one cannot serve.
+func Migrations(ctx context.Context, dsn string) (schema.Status, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return schema.Status{}, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(context.Background())
+	applied, err := appliedMigrations(ctx, conn)
+	if err != nil {
+		return schema.Status{}, err
+	}
+	st := schema.Compare(known(), applied)
+	return st, st.Check()
+}
+
+// appliedMigrations reads schema_migrations, which may not exist yet, or
+// lack the requires column (an allot before it wrote none).
+func appliedMigrations(ctx context.Context, conn *pgx.Conn) ([]schema.Applied, error) {
+	var table, column bool
+	if err := conn.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'),
+		EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'schema_migrations' AND column_name = 'requires')`,
+	).Scan(&table, &column); err != nil {
+		return nil, fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if !table {
+		return nil, nil
+	}
+	q := `SELECT name, '' FROM schema_migrations`
+	if column {
+		q = `SELECT name, requires FROM schema_migrations`
+	}
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (schema.Applied, error) {
+		var a schema.Applied
+		err := row.Scan(&a.Name, &a.Requires)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrations: %w", err)
+	}
+	return out, nil
+}
+
+// Migrated is the migrations this Open applied, in order.
+func (s *Store) Migrated() []string { return slices.Clone(s.migrated) }
+
 // migrate applies the embedded migrations not yet applied, holding a
 // session advisory lock so that processes starting together take turns.
 // It runs on a connection of its own: a migration may rightly take longer
@@ -209,6 +289,11 @@ func (s *Store) lockKey(name string) int32 {
 // the lock forever either: idle_session_timeout ends its session if it
 // stops between two migrations, idle_in_transaction_session_timeout if it
 // stops inside one.
+//
+// A database a newer allot migrated is served only if what that allot
+// applied requires no migration this one lacks (see requires): version N
+// runs on N+1's schema during a rolling upgrade or after a rollback, and is
+// refused on one it was not promised to fit.
 //
 // A migration whose COMMIT reply is lost fails Open; it is not retried
 // here. The next start looks in schema_migrations, under the lock, and so
@@ -219,6 +304,21 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	defer conn.Close(context.Background())
+	if s.opts.NoMigrate {
+		applied, err := appliedMigrations(ctx, conn)
+		if err != nil {
+			return err
+		}
+		st := schema.Compare(known(), applied)
+		if err := st.Check(); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if err := st.Current(); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		s.newer(st)
+		return nil
+	}
 	if _, err := conn.Exec(ctx, `SET lock_timeout = 0; SET statement_timeout = 0`); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
@@ -229,25 +329,38 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("postgres: migrations: %w", err)
 		}
 	}
-	key := s.lockKey("migrations")
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockMigrate, key); err != nil {
+	// The schema is the database's, whatever region a process serves: the
+	// key is the schema's alone.
+	h := fnv.New32a()
+	h.Write([]byte(s.salt + "\x00migrations"))
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockMigrate, int32(h.Sum32())); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	// Closing the connection (deferred above) releases the lock, even
 	// when the connection is broken and an unlock could not be sent.
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+		ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS requires text NOT NULL DEFAULT ''`); err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	applied, err := appliedMigrations(ctx, conn)
 	if err != nil {
 		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	st := schema.Compare(known(), applied)
+	if err := st.Check(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	s.newer(st)
+	for _, name := range st.Pending {
 		src, err := migrations.ReadFile(name)
 		if err != nil {
 			return err
 		}
+		req, err := requires(name)
+		if err != nil {
+			return err
+		}
+		var ran bool
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil || done {
@@ -256,14 +369,27 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, string(src)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name)
+			ran = true
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, requires) VALUES ($1, $2)`, name, req)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("postgres: migration %s: %w", name, err)
 		}
+		if ran {
+			s.migrated = append(s.migrated, name)
+		}
 	}
 	return nil
+}
+
+// newer warns that a newer allot migrated the database, in a way this one
+// may serve: the rolling upgrade should go on, or has been rolled back.
+func (s *Store) newer(st schema.Status) {
+	if len(st.Newer) > 0 {
+		s.log.Warn("postgres: the database was migrated by a newer allot, compatibly with this one; serving",
+			"database", schema.Describe(st.Newest()), "this_allot", schema.Describe(st.KnownNewest()))
+	}
 }
 
 // Ping implements quota.Store: the database answers and is migrated.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/version"
 )
 
 // Metrics are allot's Prometheus metrics. It implements quota.Observer for
@@ -148,6 +149,16 @@ func (l *routeLabels) label(pattern string) string {
 		l.seen[pattern] = true
 	}
 	return pattern
+}
+
+// Build exports allot_build_info, always 1, labelled with which allot
+// this is, so a dashboard can tell the versions of a fleet apart.
+func (m *Metrics) Build(v version.Info) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "allot_build_info", Help: "The running allot's version, commit, commit date and Go version; always 1.",
+	}, []string{"version", "commit", "date", "go_version"})
+	g.WithLabelValues(v.Version, v.Commit, v.Date, v.GoVersion).Set(1)
+	m.registry.MustRegister(g)
 }
 
 // Expired implements quota.Observer.

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/sqlite"
 	"github.com/allot-dev/allot/internal/ui"
+	"github.com/allot-dev/allot/internal/version"
 	"github.com/allot-dev/allot/internal/webhook"
 )
 
@@ -30,6 +33,17 @@ type Config struct {
 	// Listener is served if set; otherwise Start listens on Listen.
 	Listen   string
 	Listener net.Listener
+	// MetricsListen (or MetricsListener), if set, serves /metrics there
+	// and not on the API's listener; Pprof adds /debug/pprof/ to it.
+	MetricsListen   string
+	MetricsListener net.Listener
+	Pprof           bool
+	// TLSCert and TLSKey, if set, are the PEM files of the certificate
+	// (its chain after it) and key served over HTTPS; they are loaded
+	// again by ReloadTLS and when they change, checked every TLSReload
+	// (0: 5s).
+	TLSCert, TLSKey string
+	TLSReload       time.Duration
 
 	// The store: Store if set (it is then closed with the server), else
 	// Database ("" or "sqlite:PATH" for SQLite, "postgres://…") with
@@ -38,6 +52,10 @@ type Config struct {
 	Database string
 	Data     string
 	Postgres postgres.Options
+	// NoMigrate refuses to start when the database lacks migrations this
+	// allot has, instead of applying them (for operators who migrate as a
+	// separate step, with `allot migrate`).
+	NoMigrate bool
 
 	Region  string
 	Catalog *quota.Catalog // nil: the embedded default
@@ -51,6 +69,10 @@ type Config struct {
 
 	Logger *slog.Logger     // required
 	Now    func() time.Time // nil: time.Now
+	// AccessLog, if set, gets one line per request (see accessLog).
+	AccessLog *slog.Logger
+	// Build is which allot this is; zero: version.Get().
+	Build version.Info
 
 	QueueSize, MaxBatch, MaxOps int
 	// CacheConsumers bounds the consumers the committer keeps in memory;
@@ -89,28 +111,35 @@ func DefaultConfig() Config {
 
 // Running is a started allot.
 type Running struct {
-	URL     string // http://host:port
-	Addr    net.Addr
-	Store   quota.Store // the store as the server uses it (token lookups cached)
-	Engine  *quota.Engine
-	Metrics *Metrics
-	Sealer  *auth.Sealer
+	URL  string // http://host:port, or https://
+	Addr net.Addr
+	// MetricsURL is where /metrics is served, if on a listener of its own.
+	MetricsURL string
+	Store      quota.Store // the store as the server uses it (token lookups cached)
+	Engine     *quota.Engine
+	Metrics    *Metrics
+	Sealer     *auth.Sealer
 	// AdminToken is the admin token created at this start, to be shown once;
 	// empty when none was created.
 	AdminToken string
 
-	log     *slog.Logger
-	http    *http.Server
-	served  chan error
-	closers []func(context.Context) error // run last to first
-	once    sync.Once
-	err     error
+	log         *slog.Logger
+	http        *http.Server
+	metricsHTTP *http.Server
+	certs       *certificates
+	served      chan error
+	closers     []func(context.Context) error // run last to first
+	undo        []func()                      // run after the closers if Start fails
+	once        sync.Once
+	err         error
 }
 
-// Start starts allot: it binds the listener first, so a start that cannot
-// serve fails before it creates anything, then opens the store, checks the
-// secret key against it, starts the committer, the reservation sweeper,
-// the ledger's keeper and webhook delivery, makes sure an admin can get in, and serves.
+// Start starts allot. It binds the listeners and loads the TLS pair first,
+// so a start that cannot serve fails before it creates anything; then it
+// opens the store, checks the secret key against it, starts the committer,
+// the reservation sweeper, the ledger's keeper and webhook delivery,
+// makes sure an admin can get in, and serves. A start that fails removes the data directory and
+// the key file it created.
 func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("server: a logger is required")
@@ -118,26 +147,57 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	if cfg.Catalog == nil {
 		cfg.Catalog = quota.DefaultCatalog()
 	}
+	if cfg.Build == (version.Info{}) {
+		cfg.Build = version.Get()
+	}
 	hooks, err := webhook.ParsePolicy(cfg.WebhookAllow)
 	if err != nil {
 		return nil, fmt.Errorf("webhook-allow: %w", err)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("tls-cert and tls-key: give both or neither")
+	}
+	separateMetrics := cfg.MetricsListen != "" || cfg.MetricsListener != nil
+	if cfg.Pprof && !separateMetrics {
+		return nil, errors.New("pprof: served only on the metrics listener; set metrics-listen too")
 	}
 	r := &Running{log: cfg.Logger, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			r.Close(context.Background())
+			for _, undo := range r.undo {
+				undo()
+			}
 		}
 	}()
 
-	ln := cfg.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	ln, err := r.listen(cfg.Listener, cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	var metricsLn net.Listener
+	if separateMetrics {
+		if metricsLn, err = r.listen(cfg.MetricsListener, cfg.MetricsListen); err != nil {
+			return nil, err
 		}
 	}
-	r.closers = append(r.closers, func(context.Context) error { ln.Close(); return nil })
-	r.Addr, r.URL = ln.Addr(), "http://"+ln.Addr().String()
+	scheme := "http://"
+	if cfg.TLSCert != "" {
+		if r.certs, err = loadCertificates(cfg.TLSCert, cfg.TLSKey, cfg.Logger); err != nil {
+			return nil, err
+		}
+		scheme = "https://"
+		watchCtx, stopWatching := context.WithCancel(context.Background())
+		watched := make(chan struct{})
+		go func() { defer close(watched); r.certs.watch(watchCtx, cmp.Or(cfg.TLSReload, 5*time.Second)) }()
+		r.closers = append(r.closers, func(context.Context) error { stopWatching(); <-watched; return nil })
+	}
+	r.Addr, r.URL = ln.Addr(), scheme+ln.Addr().String()
+	if metricsLn != nil {
+		r.MetricsURL = scheme + metricsLn.Addr().String()
+	}
 
+	r.undo = append(r.undo, removeIfCreated(cfg.Data))
 	store := cfg.Store
 	if store == nil {
 		if store, err = openStore(ctx, cfg); err != nil {
@@ -146,6 +206,9 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	}
 	r.closers = append(r.closers, func(context.Context) error { return store.Close() })
 	if r.Sealer = cfg.Sealer; r.Sealer == nil {
+		if cfg.SecretKeyFile == "" {
+			r.undo = append(r.undo, removeIfCreated(filepath.Join(cfg.Data, "secret.key")))
+		}
 		if r.Sealer, err = loadSealer(cfg); err != nil {
 			return nil, err
 		}
@@ -157,6 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	r.Store = store
 
 	r.Metrics = NewMetrics()
+	r.Metrics.Build(cfg.Build)
 	r.Engine = quota.NewEngine(quota.EngineConfig{Store: store, Catalog: cfg.Catalog, Logger: cfg.Logger, Now: cfg.Now,
 		Observer: r.Metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxOps, SweepInterval: cfg.SweepInterval,
 		CacheConsumers: cfg.CacheConsumers})
@@ -189,10 +253,6 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	}()
 	r.closers = append(r.closers, func(context.Context) error { stopDelivering(); <-delivered; return nil })
 
-	if r.AdminToken, err = auth.Bootstrap(ctx, r.Engine, store, cfg.AdminToken); err != nil {
-		return nil, fmt.Errorf("creating the admin token: %w", err)
-	}
-
 	var dashboard func(http.Handler) http.Handler
 	if cfg.Dashboard {
 		dashboard = func(api http.Handler) http.Handler {
@@ -201,12 +261,57 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	}
 	handler, endStreams, err := newHandler(deps{Engine: r.Engine, Store: store, Region: cfg.Region, Logger: cfg.Logger,
 		Metrics: r.Metrics, Sealer: r.Sealer, Now: cfg.Now, Dashboard: dashboard, MaxBody: cfg.MaxBodyBytes,
-		FailedAuthLimit: cfg.FailedAuthLimit, Webhooks: hooks})
+		FailedAuthLimit: cfg.FailedAuthLimit, Webhooks: hooks, MetricsElsewhere: separateMetrics, AccessLog: cfg.AccessLog})
 	if err != nil {
 		return nil, err
 	}
-	r.http = &http.Server{
-		Handler:           handler,
+
+	// Last, once nothing else can fail: an admin token created by a start
+	// that then failed would be shown to no one.
+	if r.AdminToken, err = auth.Bootstrap(ctx, r.Engine, store, cfg.AdminToken); err != nil {
+		return nil, fmt.Errorf("creating the admin token: %w", err)
+	}
+
+	r.http = r.server(cfg, handler)
+	r.http.RegisterOnShutdown(endStreams)
+	go func() { r.served <- r.serve(r.http, ln) }()
+	if metricsLn != nil {
+		r.metricsHTTP = r.server(cfg, metricsHandler(r.Metrics, cfg.Pprof))
+		go func() {
+			// Ending on its own ends the server; a shutdown is no news.
+			if err := r.serve(r.metricsHTTP, metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case r.served <- fmt.Errorf("serving metrics: %w", err):
+				default:
+				}
+			}
+		}()
+	}
+	attrs := []any{"addr", r.Addr.String(), "region", cfg.Region, "tls", r.certs != nil,
+		"version", cfg.Build.Version, "commit", cfg.Build.Commit, "date", cfg.Build.Date, "go", cfg.Build.GoVersion}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
+	}
+	cfg.Logger.Info("serving", attrs...)
+	return r, nil
+}
+
+// listen returns ln, or a listener on addr; either is closed with r.
+func (r *Running) listen(ln net.Listener, addr string) (net.Listener, error) {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+	}
+	r.closers = append(r.closers, func(context.Context) error { ln.Close(); return nil })
+	return ln, nil
+}
+
+// server is an HTTP server with cfg's limits against slow clients.
+func (r *Running) server(cfg Config, h http.Handler) *http.Server {
+	s := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -214,10 +319,41 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	r.http.RegisterOnShutdown(endStreams)
-	go func() { r.served <- r.http.Serve(ln) }()
-	cfg.Logger.Info("serving", "addr", r.Addr.String(), "region", cfg.Region)
-	return r, nil
+	if r.certs != nil {
+		s.TLSConfig = &tls.Config{GetCertificate: r.certs.get, MinVersion: tls.VersionTLS12}
+	}
+	return s
+}
+
+// serve serves ln over HTTPS if a TLS pair is loaded, else over HTTP.
+func (r *Running) serve(s *http.Server, ln net.Listener) error {
+	if r.certs != nil {
+		return s.ServeTLS(ln, "", "")
+	}
+	return s.Serve(ln)
+}
+
+// ReloadTLS loads the TLS pair again from its files (on SIGHUP); if they
+// do not load, the previous pair stays in use and the error says why.
+// Without TLS it does nothing.
+func (r *Running) ReloadTLS() error {
+	if r.certs == nil {
+		return nil
+	}
+	if err := r.certs.reload(); err != nil {
+		r.log.Error("TLS certificate not reloaded; still serving the previous one", "err", err)
+		return err
+	}
+	return nil
+}
+
+// removeIfCreated returns what undoes the creation of path by this start:
+// nothing if it exists now, its removal (and of what is in it) otherwise.
+func removeIfCreated(path string) func() {
+	if _, err := os.Lstat(path); err == nil || path == "" {
+		return func() {}
+	}
+	return func() { os.RemoveAll(path) }
 }
 
 // Served delivers the error that ended serving, if it ends on its own.
@@ -233,6 +369,9 @@ func (r *Running) Close(ctx context.Context) error {
 			if err := r.http.Shutdown(ctx); err != nil {
 				r.log.Warn("in-flight requests did not finish in time", "err", err)
 			}
+		}
+		if r.metricsHTTP != nil {
+			_ = r.metricsHTTP.Shutdown(ctx)
 		}
 		for i := len(r.closers) - 1; i >= 0; i-- {
 			if err := r.closers[i](ctx); err != nil {
@@ -262,16 +401,18 @@ func openStore(ctx context.Context, cfg Config) (quota.Store, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	if kind == "postgres" {
-		return postgres.OpenWithOptions(ctx, cfg.Database, cfg.Region, cfg.Logger, cfg.Postgres)
+		opts := cfg.Postgres
+		opts.NoMigrate = cfg.NoMigrate
+		return postgres.OpenWithOptions(ctx, cfg.Database, cfg.Region, cfg.Logger, opts)
 	}
 	path := strings.TrimPrefix(cfg.Database, "sqlite:")
 	if path == "" {
+		path = filepath.Join(cfg.Data, "allot.db")
 		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the data directory: %w", err)
 		}
-		path = filepath.Join(cfg.Data, "allot.db")
 	}
-	return sqlite.Open(ctx, path, cfg.Region, cfg.Logger)
+	return sqlite.OpenWithOptions(ctx, path, cfg.Region, cfg.Logger, sqlite.Options{NoMigrate: cfg.NoMigrate})
 }
 
 // loadSealer reads the operator's key, or creates the default key file.

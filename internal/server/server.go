@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	// Registers on http.DefaultServeMux as well, which allot never serves.
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -44,6 +46,11 @@ type deps struct {
 	// Webhooks says which webhook targets subscriptions may name; nil:
 	// public addresses only.
 	Webhooks *webhook.Policy
+	// MetricsElsewhere leaves /metrics off this handler: it is served on
+	// a listener of its own (metricsHandler).
+	MetricsElsewhere bool
+	// AccessLog, if set, gets one line per request.
+	AccessLog *slog.Logger
 }
 
 // newHandler returns allot's whole HTTP handler, and a function that ends
@@ -54,7 +61,9 @@ func newHandler(d deps) (http.Handler, func(), error) {
 	}
 	d.Metrics.watchQueue(d.Engine)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", d.Metrics.Handler())
+	if !d.MetricsElsewhere {
+		mux.Handle("GET /metrics", d.Metrics.Handler())
+	}
 	native, err := api.New(api.Config{Engine: d.Engine, Store: d.Store, Sealer: d.Sealer, Region: d.Region, Logger: d.Logger, Now: d.Now, Webhooks: d.Webhooks})
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +108,27 @@ func newHandler(d deps) (http.Handler, func(), error) {
 	if d.MaxBody > 0 && d.MaxBody < api.MaxBody {
 		handler = limitBody(d.MaxBody, handler)
 	}
-	return requestID(d.Metrics.instrument(limitFailures(limiter, d.Logger, handler))), native.Shutdown, nil
+	handler = d.Metrics.instrument(limitFailures(limiter, d.Logger, handler))
+	if d.AccessLog != nil {
+		handler = accessLog(d.AccessLog, handler)
+	}
+	return requestID(handler), native.Shutdown, nil
+}
+
+// metricsHandler serves /metrics on a listener of its own, and, with
+// pprof, Go's profiles under /debug/pprof/: never on the API's listener,
+// whose clients are not the operator.
+func metricsHandler(m *Metrics, withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // limitBody caps request bodies.

@@ -22,6 +22,7 @@ import (
 	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
 
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/schema"
 )
 
 //go:embed migrations/*.sql
@@ -36,6 +37,8 @@ type Store struct {
 	reads  *stmtCache // the read pool's prepared statements
 
 	inUse *os.File // the exclusive lock that makes this process the only user
+
+	migrated []string // the migrations this Open applied
 
 	ckpt               *sql.DB // checkpoints the WAL
 	wal                string  // the WAL's path
@@ -52,8 +55,30 @@ var _ quota.Store = (*Store)(nil)
 // lock before giving up.
 const busyTimeout = 10000 // ms
 
+// Options adjust OpenWithOptions.
+type Options struct {
+	// NoMigrate refuses a database that lacks migrations this allot has,
+	// instead of applying them; nothing is created then.
+	NoMigrate bool
+}
+
 // Open opens (creating if need be) the database at path and migrates it.
 func Open(ctx context.Context, path, region string, log *slog.Logger) (*Store, error) {
+	return OpenWithOptions(ctx, path, region, log, Options{})
+}
+
+// OpenWithOptions is Open, adjusted by opts. Either refuses a database
+// that a newer allot has migrated.
+func OpenWithOptions(ctx context.Context, path, region string, log *slog.Logger, opts Options) (*Store, error) {
+	if opts.NoMigrate {
+		st, err := Migrations(ctx, path)
+		if err == nil {
+			err = st.Current()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
 	dsn := func(pragmas ...string) string {
 		q := url.Values{}
 		for _, p := range append([]string{fmt.Sprintf("busy_timeout(%d)", busyTimeout), "foreign_keys(1)"}, pragmas...) {
@@ -201,9 +226,76 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// known is the migrations this allot has, in order.
+func known() []string {
+	names, _ := fs.Glob(migrations, "migrations/*.sql") // the pattern is valid
+	slices.Sort(names)
+	return names
+}
+
+// Migrations says, changing nothing, which migrations the database at
+// path has and which this allot would apply; a missing file has none. The
+// error, with the status, refuses a database a newer allot migrated.
+func Migrations(ctx context.Context, path string) (schema.Status, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return schema.Compare(known(), nil), nil
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout))
+	q.Add("mode", "ro")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: %w", err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return schema.Status{}, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	defer conn.Close()
+	applied, err := appliedMigrations(ctx, conn)
+	if err != nil {
+		return schema.Status{}, err
+	}
+	st := schema.Compare(known(), applied)
+	return st, st.Check()
+}
+
+// appliedMigrations reads schema_migrations; a database without it has
+// none applied.
+func appliedMigrations(ctx context.Context, conn *sql.Conn) ([]schema.Applied, error) {
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT name FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []schema.Applied
+	for rows.Next() {
+		var a schema.Applied
+		if err := rows.Scan(&a.Name); err != nil {
+			return nil, fmt.Errorf("sqlite: migrations: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Migrated is the migrations this Open applied, in order.
+func (s *Store) Migrated() []string { return slices.Clone(s.migrated) }
+
 // migrate applies the embedded migrations not yet applied, each in its own
 // IMMEDIATE transaction, so two processes opening a new file at once do not
-// both apply one.
+// both apply one. A database that a newer allot migrated is refused, with
+// both versions named: this allot's queries may not fit its schema, and
+// it would write rows the newer one does not expect. (One process serves a
+// SQLite file, so there is no rolling upgrade to allow for.)
 func (s *Store) migrate(ctx context.Context) error {
 	// A new database reclaims the pages pruning frees, a little at a time
 	// (an existing one reuses them, and its file stops growing). This only
@@ -214,16 +306,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	applied, err := appliedMigrations(ctx, s.conn)
 	if err != nil {
 		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	st := schema.Compare(known(), applied)
+	if err := st.Check(); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	for _, name := range st.Pending {
 		src, err := migrations.ReadFile(name)
 		if err != nil {
 			return err
 		}
+		var ran bool
 		err = s.immediate(ctx, func() error {
 			var n int
 			if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil || n > 0 {
@@ -232,11 +328,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := s.conn.ExecContext(ctx, string(src)); err != nil {
 				return err
 			}
+			ran = true
 			_, err := s.conn.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES (?)`, name)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", name, err)
+		}
+		if ran {
+			s.migrated = append(s.migrated, name)
 		}
 	}
 	return nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/auth"
 	"github.com/allot-dev/allot/internal/quota"
+	"github.com/allot-dev/allot/internal/version"
 )
 
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body
@@ -416,7 +417,7 @@ func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "allot-webhook/1")
+	req.Header.Set("User-Agent", "allot-webhook/"+version.Get().Version)
 	req.Header.Set("X-Allot-Event", string(dl.Event.Type))
 	req.Header.Set("X-Allot-Delivery", fmt.Sprintf("%s-%d", dl.Webhook.ID, dl.Event.Seq))
 	req.Header.Set(SignatureHeader, Sign(secret, body))

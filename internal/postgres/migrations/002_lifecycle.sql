@@ -1,5 +1,6 @@
 -- Quota lifecycle: warning thresholds, increase requests, webhooks and
 -- their outbox.
+-- incompatible: every process must write the outbox rows of the webhooks with its events, or deliveries are lost
 ALTER TABLE tenants ADD COLUMN thresholds jsonb; -- NULL: the plan's
 
 CREATE TABLE requests (
