@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -262,7 +263,10 @@ func BenchmarkLedgerPruningVsClaims(b *testing.B) {
 // last hour on a tenant with 10 million events to the same on a tenant
 // with a thousand, through the HTTP API.
 func BenchmarkLedgerReads(b *testing.B) {
-	const events = 10_000_000
+	events := 10_000_000
+	if n, err := strconv.Atoi(os.Getenv("ALLOT_BENCH_EVENTS")); err == nil {
+		events = n
+	}
 	for b.Loop() {
 		start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 		var offset atomic.Int64
@@ -282,7 +286,7 @@ func BenchmarkLedgerReads(b *testing.B) {
 		}
 		// Ten million events for big over ten hours, a thousand for small.
 		offset.Store(int64(time.Second))
-		if err := st.GenerateEvents(ctx, "big", events, now(), 10*time.Hour/events); err != nil {
+		if err := st.GenerateEvents(ctx, "big", events, now(), 10*time.Hour/time.Duration(events)); err != nil {
 			b.Fatal(err)
 		}
 		if err := st.GenerateEvents(ctx, "small", 1000, now(), 10*time.Hour/1000); err != nil {

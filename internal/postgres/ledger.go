@@ -77,8 +77,11 @@ func orEmpty(m map[string]int64) map[string]int64 {
 // Snapshot implements quota.Store.
 func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*quota.Snapshot, error) {
 	sn, err := scanSnapshot(s.pool.QueryRow(ctx, `SELECT `+snapshotColumns+` FROM snapshots
-		WHERE region = $1 AND tenant = $2 AND seq >= $3 AND time <= $4 ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, from, nanos(at)))
-	if err == pgx.ErrNoRows {
+		WHERE region = $1 AND tenant = $2 AND time <= $3 ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at)))
+	// The newest by time is the newest by position too; one before from
+	// is of no use (filtering on seq in the query would scan every older
+	// snapshot when there is none).
+	if err == pgx.ErrNoRows || err == nil && sn.Seq < from {
 		return nil, nil
 	}
 	if err != nil {

@@ -76,10 +76,16 @@ func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time
 		sn, err := scanSnapshot(r)
 		out = sn
 		return err
-	}, `SELECT `+snapshotColumns+` FROM snapshots INDEXED BY snapshots_time WHERE region = ? AND tenant = ? AND time <= ? AND seq >= ?
-		ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at), from)
+	}, `SELECT `+snapshotColumns+` FROM snapshots INDEXED BY snapshots_time WHERE region = ? AND tenant = ? AND time <= ?
+		ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at))
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading a snapshot: %w", err))
+	}
+	// The newest by time is the newest by position too (a tenant's events
+	// are in time order); one before from is of no use. Filtering on seq
+	// in the query would scan every older snapshot when there is none.
+	if out != nil && out.Seq < from {
+		return nil, nil
 	}
 	return out, nil
 }
