@@ -9,9 +9,9 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"sync/atomic"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/allot-dev/allot/client"
 )
