@@ -76,7 +76,7 @@ func startEmbedded(ctx context.Context, database string, processes int, log *slo
 		if i > 0 {
 			// Another process of the same deployment: a data directory of
 			// its own, the first one's secret key.
-			cfg.SecretKeyFile = filepath.Join(cfg.Data, "secret.key")
+			cfg.SecretKeyFile = filepath.Join(dir, "secret.key")
 			if cfg.Data, err = os.MkdirTemp(dir, "process-"); err != nil {
 				return nil, err
 			}
