@@ -60,7 +60,7 @@ const maxStep = 100_000
 
 // tenantEvery is how many of one tenant's events may pass between two of
 // its snapshots: reading its usage at any time replays at most this many.
-const tenantEvery = 100
+const tenantEvery = 10
 
 // New checks cfg and returns a keeper.
 func New(cfg Config) (*Keeper, error) {

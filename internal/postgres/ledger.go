@@ -74,20 +74,86 @@ func orEmpty(m map[string]int64) map[string]int64 {
 	return m
 }
 
-// Snapshot implements quota.Store.
-func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*quota.Snapshot, error) {
-	sn, err := scanSnapshot(s.pool.QueryRow(ctx, `SELECT `+snapshotColumns+` FROM snapshots
-		WHERE region = $1 AND tenant = $2 AND time <= $3 ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at)))
-	// The newest by time is the newest by position too; one before from
-	// is of no use (filtering on seq in the query would scan every older
-	// snapshot when there is none).
-	if err == pgx.ErrNoRows || err == nil && sn.Seq < from {
-		return nil, nil
+// SnapshotsAt implements quota.Store: each moment's snapshot is one seek
+// of snapshots_time backwards, its next one seek forwards. A tenant's
+// snapshots are in time order as they are in position order.
+func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.Time) ([]quota.SnapshotAt, error) {
+	out := make([]quota.SnapshotAt, len(moments))
+	at := make([]int64, len(moments))
+	for i, m := range moments {
+		at[i] = nanos(m)
 	}
+	rows, err := s.pool.Query(ctx, `SELECT m.i - 1,
+			(SELECT seq FROM snapshots WHERE region = $1 AND tenant = $2 AND time > m.at ORDER BY time, seq LIMIT 1),
+			s.tenant, s.seq, s.time, s.usage::text, s.hard::text, s.plan
+		FROM unnest($3::int8[]) WITH ORDINALITY AS m (at, i)
+		LEFT JOIN LATERAL (SELECT * FROM snapshots WHERE region = $1 AND tenant = $2 AND time <= m.at
+			ORDER BY time DESC, seq DESC LIMIT 1) AS s ON true`, s.region, tenant, at)
 	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("postgres: reading a snapshot: %w", err))
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading snapshots: %w", err))
 	}
-	return sn, nil
+	defer rows.Close()
+	for rows.Next() {
+		var i int
+		var next, seq, tm *int64
+		var t, usage, hard, plan *string
+		if err := rows.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan); err != nil {
+			return nil, quota.Unavailable(fmt.Errorf("postgres: reading snapshots: %w", err))
+		}
+		if next != nil {
+			out[i].Next = *next
+		}
+		if seq == nil {
+			continue
+		}
+		sn := &quota.Snapshot{Tenant: *t, Seq: *seq, Time: fromNanos(*tm), Plan: *plan}
+		if err := json.Unmarshal([]byte(*usage), &sn.Usage); err != nil {
+			return nil, fmt.Errorf("snapshot of %s at %d: usage: %w", sn.Tenant, sn.Seq, err)
+		}
+		if err := json.Unmarshal([]byte(*hard), &sn.Hard); err != nil {
+			return nil, fmt.Errorf("snapshot of %s at %d: hard: %w", sn.Tenant, sn.Seq, err)
+		}
+		out[i].Snapshot = sn
+	}
+	if err := rows.Err(); err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading snapshots: %w", err))
+	}
+	return out, nil
+}
+
+// EventRanges implements quota.Store: each range is one scan of the tenant
+// index, and none reaches past the final position (final.go).
+func (s *Store) EventRanges(ctx context.Context, tenant string, ranges []quota.SeqRange, limit int) ([]*quota.Event, error) {
+	final, err := s.finalSeq(ctx)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	after, before, until := make([]int64, len(ranges)), make([]int64, len(ranges)), make([]int64, len(ranges))
+	for i, r := range ranges {
+		after[i], before[i], until[i] = r.After, r.Before, nanos(r.Until)
+		if r.Before == 0 || r.Before > final {
+			before[i] = final + 1
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT e.* FROM unnest($3::int8[], $4::int8[], $6::int8[]) AS r (lo, hi, until)
+		JOIN LATERAL (SELECT `+eventColumns+` FROM events WHERE region = $1 AND tenant = $2 AND seq > r.lo AND seq < r.hi AND time <= r.until
+			ORDER BY seq LIMIT $5) AS e ON true
+		ORDER BY e.seq LIMIT $5`, s.region, tenant, after, before, limit, until)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.Event, error) {
+		row := eventRow{e: &quota.Event{}}
+		if err := r.Scan(row.targets()...); err != nil {
+			return nil, err
+		}
+		row.done()
+		return row.e, nil
+	})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading events: %w", err))
+	}
+	return out, nil
 }
 
 // Snapshots implements quota.Store.

@@ -168,16 +168,13 @@ func (h *History) sample() {
 	h.samples = append(h.samples, s)
 }
 
-// historyPage is the events one read of a history takes: a little more
-// than lie between two of a tenant's snapshots.
-const historyPage = 256
-
 // UsageHistory rebuilds a tenant's usage and hard quotas at moments
-// (ascending) from the ledger. For each moment it starts from the tenant's
-// newest snapshot at or before it, when that is further on than the replay
-// stands, and applies only the events after it: the cost is the events
-// between snapshots, not the ledger's length. A replay that would pass
-// maxReplay events is refused, and so is a time before the retention
+// (ascending) from the ledger. Each moment starts from the tenant's newest
+// snapshot no later than it, when that is further on than the replay
+// stands, and applies only the events after it: two reads for the whole
+// history, the snapshots and the events between them, whose cost is the
+// events between snapshots, not the ledger's length. A replay that would
+// pass maxReplay events is refused, and so is a time before the retention
 // horizon, which can no longer be answered.
 func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, moments []time.Time, maxReplay int) ([]Sample, error) {
 	t, err := store.Tenant(ctx, tenant)
@@ -192,47 +189,57 @@ func (c *Catalog) UsageHistory(ctx context.Context, store Store, tenant string, 
 		return nil, Errorf(CodeBeforeRetention, "the ledger is kept from %s on; ask for that time or a later one",
 			horizon.Time.UTC().Format(time.RFC3339Nano))
 	}
-	h := c.NewHistory(t, nil, moments)
-	after := max(0, t.CreatedSeq-1) // the replay stands here
-	var page []*Event               // read, not yet applied
-	more, replayed, limit := true, 0, 32
-	for len(h.samples) < len(moments) {
-		m := moments[len(h.samples)]
-		snap, err := store.Snapshot(ctx, tenant, after+1, m)
-		if err != nil {
-			return nil, err
-		}
-		if snap != nil {
-			h.replay.Seed(snap)
-			after, more, limit = snap.Seq, true, 32
-			for len(page) > 0 && page[0].Seq <= after {
-				page = page[1:]
-			}
-		}
-		if len(page) == 0 && more {
-			// Small pages first: from a snapshot, a moment is usually a few
-			// events away.
-			if page, err = store.Events(ctx, EventFilter{Tenant: tenant, After: after, Limit: limit}); err != nil {
-				return nil, err
-			}
-			more = len(page) == limit
-			limit = min(2*limit, historyPage)
-		}
-		if len(page) == 0 {
-			break // nothing after: the state stands for every later moment
-		}
-		for len(page) > 0 && !page[0].Time.After(m) {
-			if replayed++; replayed > maxReplay {
-				return nil, Errorf(CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed", maxReplay)
-			}
-			if err := h.replay.Apply(page[0]); err != nil {
-				return nil, err
-			}
-			after, page = page[0].Seq, page[1:]
-		}
-		if len(page) > 0 {
-			h.sample() // the next event is after m: m's state is known
+	starts, err := store.SnapshotsAt(ctx, tenant, moments)
+	if err != nil {
+		return nil, err
+	}
+	// Snapshots of an earlier tenant under this id do not count.
+	for i := range starts {
+		if s := starts[i].Snapshot; s != nil && s.Seq < t.CreatedSeq {
+			starts[i].Snapshot = nil
 		}
 	}
-	return h.Samples(), nil
+	// The events each moment needs: after its snapshot (or the tenant's
+	// creation) and before the next one; the ranges, merged.
+	var ranges []SeqRange
+	for i, s := range starts {
+		r := SeqRange{After: max(0, t.CreatedSeq-1), Before: s.Next, Until: moments[i]}
+		if s.Snapshot != nil {
+			r.After = s.Snapshot.Seq
+		}
+		if n := len(ranges); n > 0 && (ranges[n-1].Before == 0 || r.After < ranges[n-1].Before) {
+			if r.Before == 0 || ranges[n-1].Before != 0 && r.Before > ranges[n-1].Before {
+				ranges[n-1].Before = r.Before
+			}
+			ranges[n-1].Until = r.Until
+			continue
+		}
+		ranges = append(ranges, r)
+	}
+	events, err := store.EventRanges(ctx, tenant, ranges, maxReplay+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) > maxReplay {
+		return nil, Errorf(CodeReplayTooLong, "answering needs more than %d of this tenant's events replayed", maxReplay)
+	}
+	h := c.NewHistory(t, nil, moments)
+	pos := max(0, t.CreatedSeq-1) // the replay stands here
+	for i, m := range moments {
+		if s := starts[i].Snapshot; s != nil && s.Seq > pos {
+			h.replay.Seed(s)
+			pos = s.Seq
+		}
+		for len(events) > 0 && (events[0].Seq <= pos || !events[0].Time.After(m)) {
+			if events[0].Seq > pos {
+				if err := h.replay.Apply(events[0]); err != nil {
+					return nil, err
+				}
+				pos = events[0].Seq
+			}
+			events = events[1:]
+		}
+		h.sample()
+	}
+	return h.samples, nil
 }

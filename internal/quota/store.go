@@ -69,9 +69,14 @@ type Store interface {
 
 	// PutSnapshots records tenants' state as of a checkpoint.
 	PutSnapshots(ctx context.Context, snaps []*Snapshot) error
-	// Snapshot returns the tenant's newest snapshot taken at or after seq
-	// from and no later than at; nil when there is none.
-	Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*Snapshot, error)
+	// SnapshotsAt returns, for each moment (ascending), the tenant's newest
+	// snapshot no later than it and the position of the first one after it:
+	// a history's starting points and the ranges of events between them,
+	// in one read.
+	SnapshotsAt(ctx context.Context, tenant string, moments []time.Time) ([]SnapshotAt, error)
+	// EventRanges returns the tenant's events in the ranges (ascending,
+	// disjoint), in sequence order, at most limit of them.
+	EventRanges(ctx context.Context, tenant string, ranges []SeqRange, limit int) ([]*Event, error)
 	// Snapshots returns, for each tenant, its newest snapshot at or before
 	// seq.
 	Snapshots(ctx context.Context, tenants []string, seq int64) (map[string]*Snapshot, error)
@@ -108,6 +113,20 @@ type Snapshot struct {
 	Usage  map[string]int64
 	Hard   map[string]int64 // hard quotas set by quota.set events
 	Plan   string
+}
+
+// SnapshotAt is a tenant's newest snapshot no later than a moment (nil:
+// none), and the position of its first snapshot after the moment (0: none).
+type SnapshotAt struct {
+	Snapshot *Snapshot
+	Next     int64
+}
+
+// SeqRange is the ledger positions after After and before Before (0: no
+// end), of events no later than Until.
+type SeqRange struct {
+	After, Before int64
+	Until         time.Time
 }
 
 // Checkpoint is a ledger position every tenant has a snapshot for.

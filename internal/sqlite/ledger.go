@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -69,23 +70,74 @@ func orEmpty(m map[string]int64) map[string]int64 {
 	return m
 }
 
-// Snapshot implements quota.Store.
-func (s *Store) Snapshot(ctx context.Context, tenant string, from int64, at time.Time) (*quota.Snapshot, error) {
-	var out *quota.Snapshot
-	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
-		sn, err := scanSnapshot(r)
-		out = sn
-		return err
-	}, `SELECT `+snapshotColumns+` FROM snapshots INDEXED BY snapshots_time WHERE region = ? AND tenant = ? AND time <= ?
-		ORDER BY time DESC, seq DESC LIMIT 1`, s.region, tenant, nanos(at))
-	if err != nil {
-		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading a snapshot: %w", err))
+// SnapshotsAt implements quota.Store: each moment's snapshot is one
+// seek of snapshots_time backwards, its next one seek forwards. A tenant's
+// snapshots are in time order as they are in position order.
+func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.Time) ([]quota.SnapshotAt, error) {
+	out := make([]quota.SnapshotAt, len(moments))
+	at := make([]int64, len(moments))
+	for i, m := range moments {
+		at[i] = nanos(m)
 	}
-	// The newest by time is the newest by position too (a tenant's events
-	// are in time order); one before from is of no use. Filtering on seq
-	// in the query would scan every older snapshot when there is none.
-	if out != nil && out.Seq < from {
-		return nil, nil
+	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
+		var i int
+		var next sql.NullInt64
+		var seq sql.NullInt64
+		var t, plan sql.NullString
+		var tm sql.NullInt64
+		var usage, hard sql.NullString
+		if err := r.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan); err != nil {
+			return err
+		}
+		out[i].Next = next.Int64
+		if !seq.Valid {
+			return nil
+		}
+		sn := &quota.Snapshot{Tenant: t.String, Seq: seq.Int64, Time: fromNanos(tm.Int64), Plan: plan.String}
+		if err := json.Unmarshal([]byte(usage.String), &sn.Usage); err != nil {
+			return fmt.Errorf("snapshot of %s at %d: usage: %w", sn.Tenant, sn.Seq, err)
+		}
+		if err := json.Unmarshal([]byte(hard.String), &sn.Hard); err != nil {
+			return fmt.Errorf("snapshot of %s at %d: hard: %w", sn.Tenant, sn.Seq, err)
+		}
+		out[i].Snapshot = sn
+		return nil
+	}, `SELECT m.key,
+			(SELECT seq FROM snapshots INDEXED BY snapshots_time WHERE region = ?1 AND tenant = ?2 AND time > m.value ORDER BY time, seq LIMIT 1),
+			`+prefixed("s.", snapshotColumns)+`
+		FROM json_each(?3) AS m LEFT JOIN snapshots AS s ON s.region = ?1 AND s.tenant = ?2 AND s.seq =
+			(SELECT seq FROM snapshots INDEXED BY snapshots_time WHERE region = ?1 AND tenant = ?2 AND time <= m.value ORDER BY time DESC, seq DESC LIMIT 1)`,
+		s.region, tenant, jsonList(at))
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading snapshots: %w", err))
+	}
+	return out, nil
+}
+
+// EventRanges implements quota.Store: each range is one scan of the tenant
+// index.
+func (s *Store) EventRanges(ctx context.Context, tenant string, ranges []quota.SeqRange, limit int) ([]*quota.Event, error) {
+	rs := make([][3]int64, len(ranges))
+	for i, r := range ranges {
+		rs[i] = [3]int64{r.After, r.Before, nanos(r.Until)}
+		if r.Before == 0 {
+			rs[i][1] = math.MaxInt64
+		}
+	}
+	var out []*quota.Event
+	err := queryRows(ctx, s.reads, func(r *sql.Rows) error {
+		row := eventRow{e: &quota.Event{}}
+		if err := r.Scan(row.targets()...); err != nil {
+			return err
+		}
+		row.done()
+		out = append(out, row.e)
+		return nil
+	}, `SELECT `+prefixed("e.", eventColumns)+` FROM json_each(?) AS r CROSS JOIN events AS e
+		ON e.region = ? AND e.tenant = ? AND e.seq > r.value ->> 0 AND e.seq < r.value ->> 1 AND e.time <= r.value ->> 2
+		ORDER BY e.seq LIMIT ?`, jsonList(rs), s.region, tenant, limit)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: reading events: %w", err))
 	}
 	return out, nil
 }
