@@ -30,6 +30,10 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 	if err == nil {
 		return 0
 	}
+	if me, ok := errors.AsType[mistakeError](err); ok {
+		fmt.Fprint(stderr, me.lines())
+		return 2
+	}
 	if ue, ok := errors.AsType[usageError](err); ok {
 		fmt.Fprintf(stderr, "allot: %s\n", printable(ue.msg))
 		return 2
@@ -79,13 +83,13 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 		Short:         "allot: quotas and limits for multi-tenant clouds",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          subcommands, // an unknown command is named, with the closest one
 	}
-	// Flag errors and wrong argument counts are usage errors: print the
-	// usage and exit 2.
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		fmt.Fprint(stderr, c.UsageString())
-		return usageError{err.Error()}
-	})
+	// A mistyped flag is one line naming it and the closest flag; wrong
+	// argument counts print the usage. Both exit 2.
+	root.SetFlagErrorFunc(flagMistake)
+	quietGroups(root)
 	root.AddCommand(newServe(getenv, stdout, stderr))
 	root.AddCommand(backupCommands(getenv, stdout)...)
 	addClientCommands(root, getenv, stdin, stdout, stderr)

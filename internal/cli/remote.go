@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -44,9 +46,65 @@ func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout,
 	pf.StringVar(&r.server, "server", server, "allot server URL (ALLOT_SERVER)")
 	pf.StringVar(&r.token, "token", "", "API token (default $ALLOT_TOKEN)")
 	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
-	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
+	cmds := []*cobra.Command{tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
 		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv), benchCommand(r, getenv),
-		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r))
+		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r)}
+	for _, c := range cmds {
+		r.guard(c)
+	}
+	root.AddCommand(cmds...)
+}
+
+// guard wraps every command under c that runs: the server's address is
+// checked (and given a scheme) first, and a refused or missing token is
+// explained in terms of --token and ALLOT_TOKEN.
+func (r *remote) guard(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		r.guard(sub)
+	}
+	inner := c.RunE
+	if inner == nil || len(c.Commands()) > 0 {
+		return
+	}
+	c.RunE = func(c *cobra.Command, a []string) error {
+		if err := r.checkServer(); err != nil {
+			return err
+		}
+		err := inner(c, a)
+		if pe, ok := errors.AsType[problemError](err); ok && pe.status == http.StatusUnauthorized {
+			return r.unauthorized(pe)
+		}
+		return err
+	}
+}
+
+// checkServer makes --server (or ALLOT_SERVER) a URL: host:port alone
+// means http://host:port.
+func (r *remote) checkServer() error {
+	s := strings.TrimSpace(r.server)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return usageError{fmt.Sprintf("--server (or ALLOT_SERVER) must be host:port or an http:// or https:// URL, such as http://127.0.0.1:8080, not %q", r.server)}
+	}
+	r.server = s
+	return nil
+}
+
+// unauthorized says where the CLI took the token from, or that it had none.
+func (r *remote) unauthorized(pe problemError) error {
+	switch {
+	case r.token != "":
+		pe.msg += "\n  the token given with --token was refused: it is unknown, revoked or mistyped"
+	case r.envToken != "":
+		pe.msg += "\n  the token in ALLOT_TOKEN was refused: it is unknown, revoked or mistyped; --token overrides it"
+	default:
+		pe.msg = "allot: no token: set ALLOT_TOKEN or pass --token (allot serve prints the admin token at its first start)"
+	}
+	return pe
 }
 
 // readDocument reads a JSON or YAML file (- for standard input) into v,
@@ -85,7 +143,7 @@ func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []
 }
 
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: args(cobra.NoArgs)}
+	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: subcommands}
 	c.AddCommand(subs...)
 	return c
 }
@@ -99,7 +157,10 @@ func parseInt(name, s string) (int64, error) {
 }
 
 // problemError is a server's refusal as the CLI prints it.
-type problemError struct{ msg string }
+type problemError struct {
+	msg    string
+	status int // the HTTP status of the refusal
+}
 
 func (e problemError) Error() string { return e.msg }
 
@@ -123,5 +184,5 @@ func refusal(err error) error {
 			fmt.Fprintf(&b, "\n  %s.%s = %d, allowed %d to %d", printable(v.Kind), printable(v.Attribute), v.Value, v.Min, v.Max)
 		}
 	}
-	return problemError{b.String()}
+	return problemError{msg: b.String(), status: e.Status}
 }
