@@ -358,13 +358,22 @@ type CreateWebhookRequest struct {
 	Tenant string   `json:"tenant,omitempty"`
 }
 
-// Webhook is a subscription (its secret is never shown).
+// Webhook is a subscription (its secret is never shown), with how its
+// deliveries go: how many wait, when the next attempt is due, and the
+// time, HTTP status (0 when the receiver did not answer) and error of the
+// latest attempt. Failing says the latest attempt failed.
 type Webhook struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Tenant    string    `json:"tenant,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID            string     `json:"id"`
+	URL           string     `json:"url"`
+	Events        []string   `json:"events"`
+	Tenant        string     `json:"tenant,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Pending       int64      `json:"pending"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	Failing       bool       `json:"failing"`
 }
 
 // WebhookList answers GET /api/v1/webhooks.

@@ -64,6 +64,7 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"Reconcile", testReconcile},
 		{"LedgerReplay", testLedgerReplay},
 		{"Outbox", testOutbox},
+		{"WebhookHealth", testWebhookHealth},
 		{"PlanChange", testPlanChange},
 		{"Pin", testPin},
 		{"PipelineFailure", testPipelineFailure},
