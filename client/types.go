@@ -49,14 +49,62 @@ type Quotas struct {
 	Limits    []Limit         `json:"limits"`
 }
 
-// ResourceQuota is a tenant's use and hard quota of one resource.
+// ResourceQuota is a tenant's use and hard quota of one resource. Source
+// says where the hard quota comes from: "override" (set for the tenant),
+// "plan" (its plan's) or "catalog" (the catalog's default).
 type ResourceQuota struct {
 	Resource    string `json:"resource"`
 	Unit        string `json:"unit,omitempty"`
 	Used        int64  `json:"used"`
 	Hard        int64  `json:"hard"`
+	Source      string `json:"source,omitempty"`
 	Requestable Range  `json:"requestable"`
 	OverQuota   bool   `json:"over_quota"`
+}
+
+// The sources of a hard quota.
+const (
+	SourceOverride = "override"
+	SourcePlan     = "plan"
+	SourceCatalog  = "catalog"
+)
+
+// NearLimitQuery selects the rows of GET /api/v1/near-limit. Min is a
+// utilisation in percent; nil means each tenant's first warning
+// threshold. Sort is "utilisation" (the default, highest first), "used"
+// (highest first) or "headroom" (least first). Empty filters match all.
+type NearLimitQuery struct {
+	Min                     *int64
+	Service, Resource, Plan string
+	Sort                    string
+	Offset, Limit           int
+}
+
+// NearLimit answers GET /api/v1/near-limit: every tenant and resource at
+// or above the utilisation asked for, sorted, one page of them. Total
+// counts every row that matched.
+type NearLimit struct {
+	Rows  []NearLimitRow `json:"rows"`
+	Total int            `json:"total"`
+}
+
+// NearLimitRow is one tenant's use of one resource. Percent is used/hard
+// in whole percent, absent when the hard quota is 0 and something is used
+// (unbounded); Headroom is hard - used, negative when over quota;
+// FirstThreshold is the tenant's first warning threshold.
+type NearLimitRow struct {
+	Tenant         string `json:"tenant"`
+	Name           string `json:"name"`
+	Plan           string `json:"plan,omitempty"`
+	Resource       string `json:"resource"`
+	Unit           string `json:"unit,omitempty"`
+	Used           int64  `json:"used"`
+	Hard           int64  `json:"hard"`
+	Source         string `json:"source"`
+	Percent        *int64 `json:"percent,omitempty"`
+	Headroom       int64  `json:"headroom"`
+	FirstThreshold int64  `json:"first_threshold"`
+	OverQuota      bool   `json:"over_quota"`
 }
 
 // Utilisation answers GET /api/v1/utilisation: tenants by their highest
