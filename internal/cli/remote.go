@@ -67,7 +67,7 @@ func (r *remote) guard(c *cobra.Command) {
 		return
 	}
 	c.RunE = func(c *cobra.Command, a []string) error {
-		if err := r.checkServer(); err != nil {
+		if err := r.checkServer(); err != nil && c.Annotations[serverless] == "" {
 			return err
 		}
 		err := inner(c, a)
@@ -77,6 +77,10 @@ func (r *remote) guard(c *cobra.Command) {
 		return err
 	}
 }
+
+// serverless marks a command that talks to no server: a --server it
+// cannot use is no mistake of its.
+const serverless = "allot.dev/serverless"
 
 // checkServer makes --server (or ALLOT_SERVER) a URL: host:port alone
 // means http://host:port.
