@@ -145,3 +145,34 @@ func TestWebhookHealthAfterFailureAndRecovery(t *testing.T) {
 		t.Errorf("%d warnings of failing and %d of recovering, want 1 and 1:\n%s", n, m, logs)
 	}
 }
+
+// A receiver's URL may carry its key in the query: neither the health's
+// last error nor the log repeats it.
+func TestWebhookHealthKeepsTheURLOut(t *testing.T) {
+	logs := &logBuffer{}
+	srv := testserver.Start(t, testserver.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	c := client.New(srv.URL, client.WithToken(srv.AdminToken))
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens there now: connection refused
+	if _, err := c.CreateWebhook(t.Context(), client.CreateWebhookRequest{URL: gone.URL + "/hook?key=s3cret-key", Secret: secret,
+		Events: []string{"tenant.create"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTenant(t.Context(), client.CreateTenantRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	var got client.Webhook
+	eventually(t, "a failed attempt", func() bool {
+		hs, err := c.Webhooks(t.Context())
+		if err == nil && len(hs) == 1 {
+			got = hs[0]
+		}
+		return got.Failing
+	})
+	if got.LastStatus != 0 || !strings.Contains(got.LastError, "connection refused") || strings.Contains(got.LastError, "s3cret") {
+		t.Errorf("last status %d, last error %q", got.LastStatus, got.LastError)
+	}
+	if strings.Contains(logs.String(), "s3cret") || logs.count("webhook failing") != 1 {
+		t.Errorf("the log:\n%s", logs)
+	}
+}

@@ -15,11 +15,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -446,9 +448,14 @@ func (h *health) note(log *slog.Logger, dl *quota.Delivery, a quota.Attempt) {
 		h.failing[a.Webhook] = true
 	}
 	h.mu.Unlock()
+	// The host only: a URL's path or query may carry a receiver's key.
+	host := ""
+	if u, err := url.Parse(dl.Webhook.URL); err == nil {
+		host = u.Host
+	}
 	switch {
 	case !was && !a.Delivered:
-		args := []any{"webhook", a.Webhook, "url", dl.Webhook.URL, "err", a.Error}
+		args := []any{"webhook", a.Webhook, "host", host, "err", a.Error}
 		if a.Status != 0 {
 			args = append(args, "status", a.Status)
 		}
@@ -457,7 +464,7 @@ func (h *health) note(log *slog.Logger, dl *quota.Delivery, a quota.Attempt) {
 		}
 		log.Warn("webhook failing: deliveries are held back and retried until it answers 2xx", args...)
 	case was && a.Delivered:
-		log.Warn("webhook recovered: deliveries go through again", "webhook", a.Webhook, "url", dl.Webhook.URL, "status", a.Status)
+		log.Warn("webhook recovered: deliveries go through again", "webhook", a.Webhook, "host", host, "status", a.Status)
 	}
 }
 
@@ -483,6 +490,11 @@ func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) (int, error) {
 	req.Header.Set(SignatureHeader, Sign(secret, body))
 	resp, err := d.client.Do(req)
 	if err != nil {
+		// Without the request's URL, which the error repeats: it is the
+		// subscription's own, and its query may carry the receiver's key.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
