@@ -230,10 +230,10 @@ func TestQuotasSetQuotaSetLimit(t *testing.T) {
 		t.Fatalf("Quotas a = %+v", q)
 	}
 	wantRes := map[string]client.ResourceQuota{
-		"compute.instances":      {Resource: "compute.instances", Hard: 10, Requestable: client.Range{Min: 1, Max: 100}},
-		"compute.live_memory_mb": {Resource: "compute.live_memory_mb", Unit: "MB", Hard: 2048, Requestable: client.Range{Min: 16, Max: 65536}},
-		"compute.volumes":        {Resource: "compute.volumes", Hard: 10, Requestable: client.Range{Min: 0, Max: 100}},
-		"dcs.ram_mb":             {Resource: "dcs.ram_mb", Unit: "MB", Hard: 819200, Requestable: client.Range{Min: 1024, Max: 819200}},
+		"compute.instances":      {Resource: "compute.instances", Hard: 10, Source: "catalog", Requestable: client.Range{Min: 1, Max: 100}},
+		"compute.live_memory_mb": {Resource: "compute.live_memory_mb", Unit: "MB", Hard: 2048, Source: "catalog", Requestable: client.Range{Min: 16, Max: 65536}},
+		"compute.volumes":        {Resource: "compute.volumes", Hard: 10, Source: "catalog", Requestable: client.Range{Min: 0, Max: 100}},
+		"dcs.ram_mb":             {Resource: "dcs.ram_mb", Unit: "MB", Hard: 819200, Source: "catalog", Requestable: client.Range{Min: 1024, Max: 819200}},
 	}
 	for name, want := range wantRes {
 		if got := findResource(t, q, name); got != want {
@@ -258,8 +258,8 @@ func TestQuotasSetQuotaSetLimit(t *testing.T) {
 	noErr(t, "CreateTenant f", err)
 	fq, err := e.service.Quotas(ctx, "f")
 	noErr(t, "Quotas f", err)
-	if r := findResource(t, fq, "compute.instances"); r.Hard != 2 {
-		t.Errorf("free compute.instances = %+v, want hard 2", r)
+	if r := findResource(t, fq, "compute.instances"); r.Hard != 2 || r.Source != "plan" {
+		t.Errorf("free compute.instances = %+v, want hard 2 from the plan", r)
 	}
 	if l := findLimit(t, fq, "compute.instance", "memory_mb"); l.Max != 512 {
 		t.Errorf("free memory_mb limit = %+v, want max 512", l)
@@ -268,7 +268,7 @@ func TestQuotasSetQuotaSetLimit(t *testing.T) {
 	// SetQuota answers the resource's new row.
 	rq, err := e.admin.SetQuota(ctx, "a", "compute.live_memory_mb", client.SetQuotaRequest{Hard: ptr[int64](4096), Requestable: &client.Range{Min: 1, Max: 8192}})
 	noErr(t, "SetQuota", err)
-	if want := (client.ResourceQuota{Resource: "compute.live_memory_mb", Unit: "MB", Hard: 4096, Requestable: client.Range{Min: 1, Max: 8192}}); *rq != want {
+	if want := (client.ResourceQuota{Resource: "compute.live_memory_mb", Unit: "MB", Hard: 4096, Source: "override", Requestable: client.Range{Min: 1, Max: 8192}}); *rq != want {
 		t.Fatalf("SetQuota = %+v, want %+v", *rq, want)
 	}
 	_, err = e.service.PutConsumer(ctx, "a", "i1", instance(512, "running"), client.PutOptions{})

@@ -49,14 +49,62 @@ type Quotas struct {
 	Limits    []Limit         `json:"limits"`
 }
 
-// ResourceQuota is a tenant's use and hard quota of one resource.
+// ResourceQuota is a tenant's use and hard quota of one resource. Source
+// says where the hard quota comes from: "override" (set for the tenant),
+// "plan" (its plan's) or "catalog" (the catalog's default).
 type ResourceQuota struct {
 	Resource    string `json:"resource"`
 	Unit        string `json:"unit,omitempty"`
 	Used        int64  `json:"used"`
 	Hard        int64  `json:"hard"`
+	Source      string `json:"source,omitempty"`
 	Requestable Range  `json:"requestable"`
 	OverQuota   bool   `json:"over_quota"`
+}
+
+// The sources of a hard quota.
+const (
+	SourceOverride = "override"
+	SourcePlan     = "plan"
+	SourceCatalog  = "catalog"
+)
+
+// NearLimitQuery selects the rows of GET /api/v1/near-limit. Min is a
+// utilisation in percent; nil means each tenant's first warning
+// threshold. Sort is "utilisation" (the default, highest first), "used"
+// (highest first) or "headroom" (least first). Empty filters match all.
+type NearLimitQuery struct {
+	Min                     *int64
+	Service, Resource, Plan string
+	Sort                    string
+	Offset, Limit           int
+}
+
+// NearLimit answers GET /api/v1/near-limit: every tenant and resource at
+// or above the utilisation asked for, sorted, one page of them. Total
+// counts every row that matched.
+type NearLimit struct {
+	Rows  []NearLimitRow `json:"rows"`
+	Total int            `json:"total"`
+}
+
+// NearLimitRow is one tenant's use of one resource. Percent is used/hard
+// in whole percent, absent when the hard quota is 0 and something is used
+// (unbounded); Headroom is hard - used, negative when over quota;
+// FirstThreshold is the tenant's first warning threshold.
+type NearLimitRow struct {
+	Tenant         string `json:"tenant"`
+	Name           string `json:"name"`
+	Plan           string `json:"plan,omitempty"`
+	Resource       string `json:"resource"`
+	Unit           string `json:"unit,omitempty"`
+	Used           int64  `json:"used"`
+	Hard           int64  `json:"hard"`
+	Source         string `json:"source"`
+	Percent        *int64 `json:"percent,omitempty"`
+	Headroom       int64  `json:"headroom"`
+	FirstThreshold int64  `json:"first_threshold"`
+	OverQuota      bool   `json:"over_quota"`
 }
 
 // Utilisation answers GET /api/v1/utilisation: tenants by their highest
@@ -358,13 +406,22 @@ type CreateWebhookRequest struct {
 	Tenant string   `json:"tenant,omitempty"`
 }
 
-// Webhook is a subscription (its secret is never shown).
+// Webhook is a subscription (its secret is never shown), with how its
+// deliveries go: how many wait, when the next attempt is due, and the
+// time, HTTP status (0 when the receiver did not answer) and error of the
+// latest attempt. Failing says the latest attempt failed.
 type Webhook struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Tenant    string    `json:"tenant,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID            string     `json:"id"`
+	URL           string     `json:"url"`
+	Events        []string   `json:"events"`
+	Tenant        string     `json:"tenant,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Pending       int64      `json:"pending"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	Failing       bool       `json:"failing"`
 }
 
 // WebhookList answers GET /api/v1/webhooks.

@@ -141,6 +141,7 @@ var intended = map[string]access{
 	"GET /api/v1/requests":                                operators,
 	"PUT /api/v1/tenants/{tenant}/inventory":              operators,
 	"GET /api/v1/utilisation":                             operators,
+	"GET /api/v1/near-limit":                              operators,
 	"GET /api/v1/overquota":                               operators,
 	"GET /api/v1/tenants/{tenant}/thresholds":             tenantReads,
 	"PUT /api/v1/tenants/{tenant}/thresholds":             adminOnly,

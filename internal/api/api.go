@@ -107,6 +107,7 @@ func (a *API) Routes(mux route.Router) {
 	a.handle(mux, "PUT /api/v1/tenants/{tenant}/inventory", operators, a.putInventory, dryRun)
 	a.handle(mux, "GET /api/v1/overquota", operators, a.overQuota)
 	a.handle(mux, "GET /api/v1/utilisation", operators, a.utilisation, "limit", "q")
+	a.handle(mux, "GET /api/v1/near-limit", operators, a.nearLimit, "min", "service", "resource", "plan", "sort", "offset", "limit")
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/thresholds", tenantReads, a.getThresholds)
 	a.handle(mux, "PUT /api/v1/tenants/{tenant}/thresholds", adminOnly, a.setThresholds, dryRun)
 

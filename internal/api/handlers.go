@@ -125,7 +125,7 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 		return err
 	}
 	o := res.Ops[0]
-	respond(w, http.StatusOK, wireUse(a.cat.Use(o.Tenant, a.cat.Resource(op.Resource), o.Usage)))
+	respond(w, http.StatusOK, wireUse(a.cat, o.Tenant, a.cat.Use(o.Tenant, a.cat.Resource(op.Resource), o.Usage)))
 	return nil
 }
 

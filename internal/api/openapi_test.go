@@ -253,6 +253,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"Webhook": client.Webhook{}, "WebhookList": client.WebhookList{}, "Thresholds": client.Thresholds{},
 		"UpdateTenantRequest": client.UpdateTenantRequest{}, "UsageHistory": client.UsageHistory{},
 		"Utilisation": client.Utilisation{}, "TenantUtilisation": client.TenantUtilisation{},
+		"NearLimit": client.NearLimit{}, "NearLimitRow": client.NearLimitRow{},
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {

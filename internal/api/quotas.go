@@ -11,7 +11,7 @@ func tenantQuotas(cat *quota.Catalog, region string, v *quota.TenantView) client
 	t := v.Tenant
 	q := client.Quotas{Tenant: t.ID, Region: region, Resources: make([]client.ResourceQuota, 0, len(cat.Resources)), Limits: []client.Limit{}}
 	for _, res := range cat.Resources {
-		q.Resources = append(q.Resources, wireUse(cat.Use(t, res, v.Usage)))
+		q.Resources = append(q.Resources, wireUse(cat, t, cat.Use(t, res, v.Usage)))
 	}
 	for _, k := range cat.Kinds {
 		for _, l := range k.Limits {

@@ -50,7 +50,7 @@ func (a *API) utilisation(w http.ResponseWriter, r *http.Request, _ quota.Actor)
 	out := client.Utilisation{Tenants: []client.TenantUtilisation{}, Total: len(rows)}
 	for _, row := range rows[:min(len(rows), int(limit))] {
 		out.Tenants = append(out.Tenants, client.TenantUtilisation{Tenant: wireTenant(row.Tenant),
-			Worst: wireUse(row.Worst), Over: row.Over, Thresholds: row.Thresholds})
+			Worst: wireUse(a.cat, row.Tenant, row.Worst), Over: row.Over, Thresholds: row.Thresholds})
 	}
 	respond(w, http.StatusOK, out)
 	return nil
@@ -66,9 +66,9 @@ func (a *API) tenantsAndUsage(*http.Request) ([]*quota.Tenant, map[string]map[st
 	return ts, usage, nil
 }
 
-func wireUse(u quota.ResourceUse) client.ResourceQuota {
+func wireUse(cat *quota.Catalog, t *quota.Tenant, u quota.ResourceUse) client.ResourceQuota {
 	return client.ResourceQuota{Resource: u.Resource.Name, Unit: u.Resource.Unit, Used: u.Used, Hard: u.Hard,
-		Requestable: client.Range{Min: u.Requestable.Min, Max: u.Requestable.Max}, OverQuota: u.Over()}
+		Source: quotaSource(cat, t, u.Resource), Requestable: client.Range{Min: u.Requestable.Min, Max: u.Requestable.Max}, OverQuota: u.Over()}
 }
 
 // Times a query may name: the ledger's times are unix nanoseconds.

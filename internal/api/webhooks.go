@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/allot-dev/allot/client"
 	"github.com/allot-dev/allot/internal/quota"
@@ -52,9 +53,22 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request, _ quota.Actor
 	if err != nil {
 		return err
 	}
+	health, err := a.store.WebhookHealth(r.Context())
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]*quota.WebhookHealth, len(health))
+	for _, x := range health {
+		byID[x.Webhook] = x
+	}
 	out := client.WebhookList{Webhooks: make([]client.Webhook, 0, len(hs))}
 	for _, h := range hs {
-		out.Webhooks = append(out.Webhooks, wireWebhook(h))
+		w := wireWebhook(h)
+		if x := byID[h.ID]; x != nil {
+			w.Pending, w.LastStatus, w.LastError, w.Failing = x.Pending, x.LastStatus, x.LastError, x.Failing()
+			w.NextAttemptAt, w.LastAttemptAt = utcOrNil(x.NextAttempt), utcOrNil(x.LastAttempt)
+		}
+		out.Webhooks = append(out.Webhooks, w)
 	}
 	respond(w, http.StatusOK, out)
 	return nil
@@ -70,4 +84,13 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, who quota.Ac
 
 func wireWebhook(h *quota.Webhook) client.Webhook {
 	return client.Webhook{ID: h.ID, URL: h.URL, Events: h.Events, Tenant: h.Tenant, CreatedAt: h.CreatedAt.UTC()}
+}
+
+// utcOrNil is t in UTC, nil for the zero time.
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }

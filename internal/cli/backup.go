@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -42,6 +45,9 @@ func backupCommands(getenv Env, stdout io.Writer) []*cobra.Command {
 			path, err := sqlitePath(data, database)
 			if err != nil {
 				return err
+			}
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("backup: there is no database at %s; give backup the --data (or --database sqlite:PATH) that allot serve uses", path)
 			}
 			if err := sqlite.Backup(c.Context(), path, a[0]); err != nil {
 				return err

@@ -18,9 +18,10 @@ import (
 func catalogCommand(r *remote, getenv Env) *cobra.Command {
 	var path string
 	show := &cobra.Command{
-		Use:   "show",
-		Short: "Print the effective catalog: services, resources, kinds, limits and plans",
-		Args:  args(cobra.NoArgs),
+		Use:         "show",
+		Short:       "Print the effective catalog: services, resources, kinds, limits and plans",
+		Args:        args(cobra.NoArgs),
+		Annotations: map[string]string{serverless: "true"},
 		RunE: func(c *cobra.Command, _ []string) error {
 			if path == "" {
 				path = getenv("ALLOT_CATALOG")

@@ -5,6 +5,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -31,11 +32,28 @@ func claimsCommand(r *remote) *cobra.Command {
 					verb = "would be applied (dry run)"
 				}
 				fmt.Fprintf(w, "%d operations %s\n", len(out.Results), verb)
-				consumerTable(w, out.Results)
+				claimsTable(w, req.Operations, out.Results)
 			})
 		})}
 	apply.Flags().StringVarP(&file, "file", "f", "", "batch as JSON or YAML ({operations: [...]}); - for standard input")
 	apply.Flags().BoolVar(&dryRun, "dry-run", false, "answer what would happen, change nothing")
 	_ = apply.MarkFlagRequired("file")
 	return group("claims", "Apply batches of claims", apply)
+}
+
+// claimsTable shows what each operation did: a deleted consumer is marked
+// deleted, not listed as if it were still there.
+func claimsTable(w io.Writer, ops []client.Operation, results []client.Consumer) {
+	t := newTable("RESULT", "TENANT", "CONSUMER", "KIND", "STATE", "ATTRIBUTES", "GEN", "EXPIRES")
+	for i, c := range results {
+		result := "updated"
+		switch {
+		case i < len(ops) && ops[i].Op == "delete":
+			result = "deleted"
+		case c.Created:
+			result = "created"
+		}
+		t.row(result, c.Tenant, c.Consumer, c.Kind, dash(c.State), attrList(c.Attributes), strconv.FormatInt(c.Generation, 10), stamp(c.ExpiresAt))
+	}
+	t.print(w)
 }

@@ -31,6 +31,10 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 	if err == nil {
 		return 0
 	}
+	if me, ok := errors.AsType[mistakeError](err); ok {
+		fmt.Fprint(stderr, me.lines())
+		return 2
+	}
 	if ue, ok := errors.AsType[usageError](err); ok {
 		fmt.Fprintf(stderr, "allot: %s\n", printable(ue.msg))
 		return 2
@@ -81,16 +85,16 @@ func newRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Get().Version,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          subcommands, // an unknown command is named, with the closest one
 	}
 	// --version prints what `allot version` does; the text has no template
 	// actions, so it is printed as it is.
 	root.SetVersionTemplate(versionText(version.Get()))
-	// Flag errors and wrong argument counts are usage errors: print the
-	// usage and exit 2.
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		fmt.Fprint(stderr, c.UsageString())
-		return usageError{err.Error()}
-	})
+	// A mistyped flag is one line naming it and the closest flag; wrong
+	// argument counts print the usage. Both exit 2.
+	root.SetFlagErrorFunc(flagMistake)
+	quietGroups(root)
 	root.AddCommand(newServe(getenv, stdout, stderr))
 	root.AddCommand(backupCommands(getenv, stdout)...)
 	root.AddCommand(migrateCommand(getenv, stdout, stderr))

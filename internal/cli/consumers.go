@@ -5,6 +5,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,16 +112,16 @@ func consumersCommand(r *remote) *cobra.Command {
 func consumerTable(w io.Writer, cs []client.Consumer) {
 	t := newTable("CONSUMER", "KIND", "STATE", "ATTRIBUTES", "GEN", "EXPIRES")
 	for _, c := range cs {
-		keys := make([]string, 0, len(c.Attributes))
-		for k := range c.Attributes {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var attrs []string
-		for _, k := range keys {
-			attrs = append(attrs, fmt.Sprintf("%s=%d", k, c.Attributes[k]))
-		}
-		t.row(c.Consumer, c.Kind, dash(c.State), strings.Join(attrs, ","), strconv.FormatInt(c.Generation, 10), stamp(c.ExpiresAt))
+		t.row(c.Consumer, c.Kind, dash(c.State), attrList(c.Attributes), strconv.FormatInt(c.Generation, 10), stamp(c.ExpiresAt))
 	}
 	t.print(w)
+}
+
+// attrList is attributes as name=value, by name, comma-separated.
+func attrList(m map[string]int64) string {
+	var attrs []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		attrs = append(attrs, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(attrs, ",")
 }

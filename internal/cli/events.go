@@ -102,8 +102,14 @@ func (r *remote) archivedEvents(dir, tenant, from, to string) error {
 }
 
 // followEvents prints the events so far, then new ones as they happen.
+// followEvents prints the events so far, then new ones as they happen,
+// in columns wide enough for UUIDs and 32-hex project ids.
 func (r *remote) followEvents(ctx context.Context, q client.EventQuery) error {
-	printed := false
+	typeWidth := 0
+	for _, t := range quota.EventTypes {
+		typeWidth = max(typeWidth, len(t))
+	}
+	t := newStreamTable(r.stdout, []string{"SEQ", "TIME", "TYPE", "TENANT", "SUBJECT", "ACTOR"}, []int{6, 20, typeWidth, 36, 36})
 	err := r.client().StreamEvents(ctx, q.Tenant, q.After, func(e client.Event) error {
 		if r.output == "json" {
 			b, err := json.Marshal(e)
@@ -113,13 +119,8 @@ func (r *remote) followEvents(ctx context.Context, q client.EventQuery) error {
 			_, err = fmt.Fprintf(r.stdout, "%s\n", jsonSafe(b))
 			return err
 		}
-		if !printed {
-			fmt.Fprintln(r.stdout, "SEQ  TIME  TYPE  TENANT  SUBJECT  ACTOR")
-			printed = true
-		}
-		_, err := fmt.Fprintf(r.stdout, "%d  %s  %s  %s  %s  %s (%s)\n", e.Seq, e.Time.UTC().Format(time.RFC3339), printable(e.Type),
-			printable(dash(e.Tenant)), printable(dash(e.Subject)), printable(e.Actor), printable(e.Role))
-		return err
+		return t.row(strconv.FormatInt(e.Seq, 10), e.Time.UTC().Format(time.RFC3339), e.Type, dash(e.Tenant), dash(e.Subject),
+			e.Actor+" ("+e.Role+")")
 	})
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) { // interrupted: done
 		return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // table lines up columns for people; tabwriter counts runes, so bars of
@@ -133,4 +134,55 @@ func stamp(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// streamTable prints rows as they arrive, which a tabwriter cannot: each
+// cell is padded to its column's width. Widths start at what the usual
+// values need and only grow, so the columns stay aligned unless a value is
+// longer than every one before it. Cells are escaped like a table's.
+type streamTable struct {
+	w      io.Writer
+	header []string
+	widths []int
+	begun  bool
+}
+
+func newStreamTable(w io.Writer, header []string, widths []int) *streamTable {
+	return &streamTable{w: w, header: header, widths: widths}
+}
+
+func (t *streamTable) row(cells ...string) error {
+	if !t.begun {
+		t.begun = true
+		if err := t.line(t.header); err != nil {
+			return err
+		}
+	}
+	r := make([]string, len(cells))
+	for i, c := range cells {
+		r[i] = printable(c)
+	}
+	return t.line(r)
+}
+
+func (t *streamTable) line(cells []string) error {
+	var b strings.Builder
+	for i, c := range cells {
+		if i == len(cells)-1 {
+			b.WriteString(c)
+			break
+		}
+		n := utf8.RuneCountInString(c)
+		if i < len(t.widths) && n > t.widths[i] {
+			t.widths[i] = n
+		}
+		b.WriteString(c)
+		if i < len(t.widths) {
+			b.WriteString(strings.Repeat(" ", t.widths[i]-n))
+		}
+		b.WriteString("  ")
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(t.w, b.String())
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -69,10 +71,70 @@ func addClientCommands(root *cobra.Command, getenv Env, stdin io.Reader, stdout,
 	pf.StringVarP(&r.output, "output", "o", "table", "output: table, json or yaml")
 	pf.StringVar(&r.caCert, "ca-cert", getenv("ALLOT_CA_CERT"), "PEM file of the certificate authorities to trust for an https:// server; default: the system's (ALLOT_CA_CERT)")
 	root.PersistentPreRunE = r.loadRoots
-	root.AddCommand(tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
+	cmds := []*cobra.Command{tenantsCommand(r), quotasCommand(r), limitsCommand(r), consumersCommand(r), claimsCommand(r),
 		tokensCommand(r), credentialsCommand(r), eventsCommand(r), topCommand(r), catalogCommand(r, getenv), benchCommand(r, getenv),
 		requestsCommand(r), reconcileCommand(r), overquotaCommand(r), thresholdsCommand(r), webhooksCommand(r),
-		versionCommand(r))
+		versionCommand(r)}
+	for _, c := range cmds {
+		r.guard(c)
+	}
+	root.AddCommand(cmds...)
+}
+
+// guard wraps every command under c that runs: the server's address is
+// checked (and given a scheme) first, and a refused or missing token is
+// explained in terms of --token and ALLOT_TOKEN.
+func (r *remote) guard(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		r.guard(sub)
+	}
+	inner := c.RunE
+	if inner == nil || len(c.Commands()) > 0 {
+		return
+	}
+	c.RunE = func(c *cobra.Command, a []string) error {
+		if err := r.checkServer(); err != nil && c.Annotations[serverless] == "" {
+			return err
+		}
+		err := inner(c, a)
+		if pe, ok := errors.AsType[problemError](err); ok && pe.status == http.StatusUnauthorized {
+			return r.unauthorized(pe)
+		}
+		return err
+	}
+}
+
+// serverless marks a command that talks to no server: a --server it
+// cannot use is no mistake of its.
+const serverless = "allot.dev/serverless"
+
+// checkServer makes --server (or ALLOT_SERVER) a URL: host:port alone
+// means http://host:port.
+func (r *remote) checkServer() error {
+	s := strings.TrimSpace(r.server)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return usageError{fmt.Sprintf("--server (or ALLOT_SERVER) must be host:port or an http:// or https:// URL, such as http://127.0.0.1:8080, not %q", r.server)}
+	}
+	r.server = s
+	return nil
+}
+
+// unauthorized says where the CLI took the token from, or that it had none.
+func (r *remote) unauthorized(pe problemError) error {
+	switch {
+	case r.token != "":
+		pe.msg += "\n  the token given with --token was refused: it is unknown, revoked or mistyped"
+	case r.envToken != "":
+		pe.msg += "\n  the token in ALLOT_TOKEN was refused: it is unknown, revoked or mistyped; --token overrides it"
+	default:
+		pe.msg = "allot: no token: set ALLOT_TOKEN or pass --token (allot serve prints the admin token at its first start)"
+	}
+	return pe
 }
 
 // readDocument reads a JSON or YAML file (- for standard input) into v,
@@ -111,7 +173,7 @@ func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []
 }
 
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: args(cobra.NoArgs)}
+	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: subcommands}
 	c.AddCommand(subs...)
 	return c
 }
@@ -125,7 +187,10 @@ func parseInt(name, s string) (int64, error) {
 }
 
 // problemError is a server's refusal as the CLI prints it.
-type problemError struct{ msg string }
+type problemError struct {
+	msg    string
+	status int // the HTTP status of the refusal
+}
 
 func (e problemError) Error() string { return e.msg }
 
@@ -149,5 +214,5 @@ func refusal(err error) error {
 			fmt.Fprintf(&b, "\n  %s.%s = %d, allowed %d to %d", printable(v.Kind), printable(v.Attribute), v.Value, v.Min, v.Max)
 		}
 	}
-	return problemError{b.String()}
+	return problemError{msg: b.String(), status: e.Status}
 }

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ func webhooksCommand(r *remote) *cobra.Command {
 	create.Flags().StringSliceVar(&req.Events, "events", nil, "event types, or * for all (default quota.threshold)")
 	create.Flags().StringVar(&req.Tenant, "tenant", "", "only this tenant's events")
 	_ = create.MarkFlagRequired("secret")
-	list := &cobra.Command{Use: "list", Short: "List subscriptions", Args: args(cobra.NoArgs),
+	list := &cobra.Command{Use: "list", Short: "List subscriptions and how their deliveries go", Args: args(cobra.NoArgs),
 		RunE: run(func(c *cobra.Command, a []string) error {
 			hs, err := r.client().Webhooks(c.Context())
 			if err != nil {
@@ -40,10 +41,21 @@ func webhooksCommand(r *remote) *cobra.Command {
 	return group("webhooks", "Webhook subscriptions", create, list, del)
 }
 
+// webhookTable shows each subscription with how its deliveries go: what
+// waits, when it is tried next, and the latest attempt's result.
 func webhookTable(w io.Writer, hs []client.Webhook) {
-	t := newTable("WEBHOOK", "URL", "EVENTS", "TENANT", "CREATED")
+	t := newTable("WEBHOOK", "URL", "EVENTS", "TENANT", "CREATED", "PENDING", "NEXT ATTEMPT", "LAST ATTEMPT", "LAST RESULT")
 	for _, h := range hs {
-		t.row(h.ID, h.URL, strings.Join(h.Events, ","), dash(h.Tenant), h.CreatedAt.UTC().Format(time.RFC3339))
+		result := "-"
+		switch {
+		case h.LastAttemptAt == nil:
+		case h.Failing:
+			result = "failing: " + h.LastError
+		default:
+			result = "ok (" + strconv.Itoa(h.LastStatus) + ")"
+		}
+		t.row(h.ID, h.URL, strings.Join(h.Events, ","), dash(h.Tenant), h.CreatedAt.UTC().Format(time.RFC3339),
+			strconv.FormatInt(h.Pending, 10), stamp(h.NextAttemptAt), stamp(h.LastAttemptAt), result)
 	}
 	t.print(w)
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -188,7 +189,17 @@ func (k *Keeper) checkpoint(ctx context.Context, force bool) (bool, error) {
 		if len(batch) == 0 || !force && len(batch) < k.cfg.Chunk {
 			return nil
 		}
-		err := k.store.PutSnapshots(ctx, batch)
+		// A busy tenant's snapshot can fall on the checkpoint itself: one
+		// row per tenant and position.
+		seen := map[string]bool{}
+		unique := batch[:0:0]
+		for i := len(batch) - 1; i >= 0; i-- {
+			if key := batch[i].Tenant + "\x00" + strconv.FormatInt(batch[i].Seq, 10); !seen[key] {
+				seen[key] = true
+				unique = append(unique, batch[i])
+			}
+		}
+		err := k.store.PutSnapshots(ctx, unique)
 		batch = batch[:0]
 		return err
 	}

@@ -90,15 +90,18 @@ func (s *Store) LeaseDeliveries(ctx context.Context, now time.Time, lease time.D
 // when its reply is lost the error says "unavailable" although the record
 // may have been made. That is safe for deliveries, which are at least
 // once: at worst the delivery is sent again after its lease, or its
-// attempt is counted again.
-func (s *Store) FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error {
-	var err error
-	if delivered || next.IsZero() {
-		_, err = s.pool.Exec(ctx, `DELETE FROM outbox WHERE id = $1`, id)
-	} else {
-		_, err = s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt = $1, lease_until = 0, last_error = $2 WHERE id = $3`,
-			nanos(next), lastError, id)
+// attempt is counted again. The webhook's latest outcome is written only
+// if no later attempt (of another process) is recorded.
+func (s *Store) FinishDelivery(ctx context.Context, a quota.Attempt) error {
+	args := []any{a.Delivery, s.region, a.Webhook, nanos(a.At), a.Error, a.Status}
+	outbox := `DELETE FROM outbox WHERE id = $1`
+	if !a.Delivered && !a.Next.IsZero() {
+		outbox = `UPDATE outbox SET attempts = attempts + 1, next_attempt = $7, lease_until = 0, last_error = $5 WHERE id = $1`
+		args = append(args, nanos(a.Next))
 	}
+	_, err := s.pool.Exec(ctx, `WITH done AS (`+outbox+`)
+		UPDATE webhooks SET last_attempt_at = $4, last_status = $6, last_error = $5
+		WHERE region = $2 AND id = $3 AND last_attempt_at <= $4`, args...)
 	if err != nil {
 		return quota.Unavailable(fmt.Errorf("postgres: recording a delivery: %w", err))
 	}

@@ -127,10 +127,20 @@ func OpenWithOptions(ctx context.Context, dsn, region string, log *slog.Logger, 
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{region: region, log: log, pool: pool, opts: opts, connCfg: cfg.ConnConfig.Copy()}
-	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.salt); err != nil {
+	// current_schema() is NULL when no schema of the search_path exists:
+	// say which search_path, not that NULL does not scan into a string.
+	var schema *string
+	var searchPath string
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_setting('search_path')`).Scan(&schema, &searchPath); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connecting: %w", err)
 	}
+	if schema == nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: no schema to create allot's tables in: none of the search_path %q exists in database %q; "+
+			"create it (CREATE SCHEMA ...) or change search_path in the URL", searchPath, cfg.ConnConfig.Database)
+	}
+	s.salt = *schema
 	s.channel = channelName(s.lockKey("tenants"))
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()

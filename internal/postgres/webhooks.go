@@ -62,3 +62,39 @@ func (t *tx) queueWebhooks(b *pgx.Batch, w *quota.Writes) {
 func (s *Store) Webhooks(ctx context.Context) ([]*quota.Webhook, error) {
 	return loaded(loadWebhooks(ctx, s.pool, s.region))
 }
+
+// WebhookHealth implements quota.Store: each webhook's latest attempt, and
+// what waits for it in the outbox. Its next attempt is the earliest of the
+// first deliveries of its lines (one per tenant): those behind them wait
+// their turn, whatever their own times.
+func (s *Store) WebhookHealth(ctx context.Context) ([]*quota.WebhookHealth, error) {
+	rows, err := s.pool.Query(ctx, `SELECT w.id, w.last_attempt_at, w.last_status, w.last_error, coalesce(p.n, 0), coalesce(p.next, 0)
+		FROM webhooks w LEFT JOIN (
+			SELECT l.webhook, sum(l.n)::bigint AS n, min(greatest(h.next_attempt, h.created_at)) AS next
+			FROM (SELECT webhook, count(*) AS n, min(id) AS head FROM outbox WHERE region = $1 GROUP BY webhook, tenant) l
+			JOIN outbox h ON h.id = l.head
+			GROUP BY l.webhook
+		) p ON p.webhook = w.id
+		WHERE w.region = $1 ORDER BY w.id COLLATE "C"`, s.region)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading webhook health: %w", err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*quota.WebhookHealth, error) {
+		h := &quota.WebhookHealth{}
+		var last, next int64
+		if err := r.Scan(&h.Webhook, &last, &h.LastStatus, &h.LastError, &h.Pending, &next); err != nil {
+			return nil, err
+		}
+		if last != 0 {
+			h.LastAttempt = fromNanos(last)
+		}
+		if h.Pending > 0 {
+			h.NextAttempt = fromNanos(next)
+		}
+		return h, nil
+	})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: reading webhook health: %w", err))
+	}
+	return out, nil
+}

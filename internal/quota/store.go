@@ -61,8 +61,12 @@ type Store interface {
 	// from every other caller (any process) for lease.
 	LeaseDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
 	// FinishDelivery records an attempt: delivered (the delivery is gone),
-	// or failed with the time of the next attempt (zero: give up).
-	FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error
+	// or failed with the time of the next attempt (zero: give up); and its
+	// outcome as its webhook's latest, unless a later one is recorded.
+	FinishDelivery(ctx context.Context, a Attempt) error
+	// WebhookHealth reports how each subscription's deliveries go, ordered
+	// by webhook id.
+	WebhookHealth(ctx context.Context) ([]*WebhookHealth, error)
 
 	// The ledger over months (see internal/ledger): snapshots of tenants as
 	// of checkpoints, and pruning of what retention lets go.
@@ -160,6 +164,32 @@ type Pruned struct {
 	// Done: nothing is left for this horizon.
 	Done bool
 }
+
+// Attempt is the outcome of one attempt at a webhook delivery.
+type Attempt struct {
+	Delivery  int64 // the outbox row
+	Webhook   string
+	At        time.Time // when the attempt ended
+	Delivered bool
+	Status    int       // the receiver's HTTP status; 0 if none answered
+	Error     string    // why it failed; "" when delivered
+	Next      time.Time // when a failed delivery is tried again; zero: never
+}
+
+// WebhookHealth is how a subscription's deliveries go: what waits in the
+// outbox, and the outcome of the latest attempt, kept after its delivery
+// has left the outbox.
+type WebhookHealth struct {
+	Webhook     string
+	Pending     int64     // deliveries waiting
+	NextAttempt time.Time // the earliest one due; zero when none waits
+	LastAttempt time.Time // zero: never attempted
+	LastStatus  int       // the latest attempt's HTTP status; 0 if none answered
+	LastError   string    // why the latest attempt failed; "" if it delivered
+}
+
+// Failing reports whether the latest attempt failed.
+func (h *WebhookHealth) Failing() bool { return !h.LastAttempt.IsZero() && h.LastError != "" }
 
 // TenantRecord is a tenant as the engine keeps it.
 type TenantRecord struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/allot-dev/allot/internal/ledger"
 	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/version"
+	"github.com/allot-dev/allot/internal/webhook"
 )
 
 // Metrics are allot's Prometheus metrics. It implements quota.Observer for
@@ -29,6 +31,7 @@ type Metrics struct {
 	commitLatency prometheus.Histogram
 	storeErrors   *prometheus.CounterVec
 	expired       prometheus.Counter
+	deliveries    *prometheus.CounterVec
 }
 
 // NewMetrics registers allot's metrics, and the Go and process collectors,
@@ -62,10 +65,59 @@ func NewMetrics() *Metrics {
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "allot_reservations_expired_total", Help: "Reservations released because their time ran out.",
 		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_webhook_deliveries_total",
+			Help: "Webhook delivery attempts by this process, by result: delivered, failed (retried later) or dropped (given up).",
+		}, []string{"result"}),
+	}
+	// Every result is exposed from the start, so a rate over it needs no
+	// first failure to exist.
+	for _, r := range []string{webhook.ResultDelivered, webhook.ResultFailed, webhook.ResultDropped} {
+		m.deliveries.WithLabelValues(r)
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.batchSize, m.commitLatency, m.storeErrors, m.expired,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		m.deliveries, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// Attempted implements webhook.Observer.
+func (m *Metrics) Attempted(result string) {
+	switch result {
+	case webhook.ResultDelivered, webhook.ResultFailed, webhook.ResultDropped:
+	default:
+		result = "other"
+	}
+	m.deliveries.WithLabelValues(result).Inc()
+}
+
+// WatchWebhooks adds allot_webhook_pending: the deliveries waiting in the
+// outbox, read from the store at scrape time. Every process sharing a
+// database reports the same total. A scrape while the store does not
+// answer leaves the gauge out rather than failing.
+func (m *Metrics) WatchWebhooks(health func(context.Context) ([]*quota.WebhookHealth, error)) {
+	m.registry.MustRegister(&webhookPending{health: health,
+		desc: prometheus.NewDesc("allot_webhook_pending", "Webhook deliveries waiting in the outbox, of every subscription.", nil, nil)})
+}
+
+type webhookPending struct {
+	health func(context.Context) ([]*quota.WebhookHealth, error)
+	desc   *prometheus.Desc
+}
+
+func (c *webhookPending) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *webhookPending) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	hs, err := c.health(ctx)
+	if err != nil {
+		return
+	}
+	var n int64
+	for _, h := range hs {
+		n += h.Pending
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n))
 }
 
 // Batch implements quota.Observer.

@@ -244,12 +244,13 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	go func() { defer close(kept); keeper.Run(keepCtx) }()
 	r.closers = append(r.closers, func(context.Context) error { stopKeeping(); <-kept; return nil })
 
+	r.Metrics.WatchWebhooks(store.WebhookHealth)
 	deliverCtx, stopDelivering := context.WithCancel(context.Background())
 	delivered := make(chan struct{})
 	go func() {
 		defer close(delivered)
 		(&webhook.Deliverer{Store: store, Sealer: r.Sealer, Log: cfg.Logger, Now: cfg.Now, Policy: hooks,
-			Poll: cfg.DeliveryPoll, Backoff: cfg.DeliveryBackoff}).Run(deliverCtx)
+			Poll: cfg.DeliveryPoll, Backoff: cfg.DeliveryBackoff, Observer: r.Metrics}).Run(deliverCtx)
 	}()
 	r.closers = append(r.closers, func(context.Context) error { stopDelivering(); <-delivered; return nil })
 

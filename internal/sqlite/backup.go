@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,12 +17,17 @@ import (
 // Backup writes a consistent copy of the database at path to dest while
 // allot keeps serving: VACUUM INTO reads one snapshot (WAL readers never
 // block the writer) and writes a compact, self-contained file.
+// Each mistake is named in the operator's terms before SQLite is asked:
+// SQLite would say only "unable to open database file (14)".
 func Backup(ctx context.Context, path, dest string) error {
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: the database %s: %w", path, plainPathError(err))
 	}
 	if _, err := os.Stat(dest); err == nil {
-		return fmt.Errorf("backup: %s exists already", dest)
+		return fmt.Errorf("backup: %s exists already; choose a new file name", dest)
+	}
+	if err := writableDir(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeout)}}.Encode())
 	if err != nil {
@@ -39,8 +45,18 @@ func Backup(ctx context.Context, path, dest string) error {
 // checking that src is an intact allot database and that no allot is using
 // path. The old database, if any, is kept as path+".before-restore".
 func Restore(ctx context.Context, src, path string) error {
+	switch fi, err := os.Stat(src); {
+	case err != nil:
+		return fmt.Errorf("restore: the backup %s: %w", src, plainPathError(err))
+	case fi.IsDir():
+		return fmt.Errorf("restore: %s is a directory; name the backup file that allot backup wrote", src)
+	}
 	if err := check(ctx, src); err != nil {
 		return fmt.Errorf("restore: %s: %w", src, err)
+	}
+	// Restoring onto a new machine: the data directory may not exist yet.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("restore: creating the data directory: %w", plainPathError(err))
 	}
 	if _, err := os.Stat(path); err == nil {
 		if err := notInUse(ctx, path); err != nil {
@@ -75,14 +91,14 @@ func check(ctx context.Context, path string) error {
 	defer db.Close()
 	var result string
 	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&result); err != nil {
-		return fmt.Errorf("not a SQLite database: %w", err)
+		return errors.New("not a backup made by allot backup: it is not a SQLite database")
 	}
 	if result != "ok" {
 		return fmt.Errorf("integrity check: %s", result)
 	}
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n == 0 {
-		return errors.New("not an allot database")
+		return errors.New("not a backup made by allot backup: a SQLite database, but not allot's")
 	}
 	return nil
 }
@@ -150,4 +166,40 @@ func copyFile(src, dest string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writableDir checks that files can be created in dir, saying which
+// directory is wrong and how.
+func writableDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("the directory %s does not exist; create it first (mkdir -p %s)", dir, dir)
+	case err != nil:
+		return fmt.Errorf("the directory %s: %w", dir, plainPathError(err))
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".allot-backup-*")
+	if err != nil {
+		return fmt.Errorf("cannot create files in %s: %w", dir, plainPathError(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// plainPathError is the reason of a file system error without the
+// operation and path it repeats ("stat x: no such file or directory"),
+// for messages that name the path themselves.
+func plainPathError(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		switch {
+		case errors.Is(pe.Err, fs.ErrNotExist):
+			return errors.New("no such file")
+		case errors.Is(pe.Err, fs.ErrPermission):
+			return errors.New("permission denied")
+		}
+		return pe.Err
+	}
+	return err
 }

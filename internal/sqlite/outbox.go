@@ -72,15 +72,20 @@ func (s *Store) LeaseDeliveries(ctx context.Context, now time.Time, lease time.D
 }
 
 // FinishDelivery implements quota.Store.
-func (s *Store) FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error {
+func (s *Store) FinishDelivery(ctx context.Context, a quota.Attempt) error {
 	err := s.immediate(ctx, func() error {
 		var err error
-		if delivered || next.IsZero() {
-			_, err = s.conn.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
+		if a.Delivered || a.Next.IsZero() {
+			_, err = s.conn.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, a.Delivery)
 		} else {
 			_, err = s.conn.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?`,
-				nanos(next), lastError, id)
+				nanos(a.Next), a.Error, a.Delivery)
 		}
+		if err != nil {
+			return err
+		}
+		_, err = s.conn.ExecContext(ctx, `UPDATE webhooks SET last_attempt_at = ?, last_status = ?, last_error = ?
+			WHERE region = ? AND id = ? AND last_attempt_at <= ?`, nanos(a.At), a.Status, a.Error, s.region, a.Webhook, nanos(a.At))
 		return err
 	})
 	if err != nil {

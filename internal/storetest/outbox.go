@@ -58,12 +58,13 @@ func testOutbox(t *testing.T, h *harness) {
 		for i, d := range ds {
 			if round == 0 && i < 2 {
 				// A failed attempt keeps its place in line until retried.
-				if err := h.store.FinishDelivery(h.ctx, d.ID, false, now.Add(time.Second), "refused"); err != nil {
+				if err := h.store.FinishDelivery(h.ctx, quota.Attempt{Delivery: d.ID, Webhook: d.Webhook.ID, At: now,
+					Error: "refused", Next: now.Add(time.Second)}); err != nil {
 					t.Fatal(err)
 				}
 				continue
 			}
-			if err := h.store.FinishDelivery(h.ctx, d.ID, true, time.Time{}, ""); err != nil {
+			if err := h.store.FinishDelivery(h.ctx, quota.Attempt{Delivery: d.ID, Webhook: d.Webhook.ID, At: now, Delivered: true, Status: 200}); err != nil {
 				t.Fatal(err)
 			}
 			got[d.Webhook.URL] = append(got[d.Webhook.URL], d.Event.Tenant+" "+string(d.Event.Type)+" "+d.Event.Subject)

@@ -213,7 +213,7 @@ func testPruneKeepsOwedEvents(t *testing.T, h *harness) {
 		t.Fatalf("consumer events kept while owed to a webhook: %d, want 30", len(subjects))
 	}
 	// Delivered, all of them: now they go.
-	if err := h.store.FinishDelivery(h.ctx, ds[0].ID, true, time.Time{}, ""); err != nil {
+	if err := h.store.FinishDelivery(h.ctx, quota.Attempt{Delivery: ds[0].ID, Webhook: ds[0].Webhook.ID, At: h.clock.Now(), Delivered: true, Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -225,7 +225,7 @@ func testPruneKeepsOwedEvents(t *testing.T, h *harness) {
 			break
 		}
 		for _, d := range ds {
-			if err := h.store.FinishDelivery(h.ctx, d.ID, true, time.Time{}, ""); err != nil {
+			if err := h.store.FinishDelivery(h.ctx, quota.Attempt{Delivery: d.ID, Webhook: d.Webhook.ID, At: h.clock.Now(), Delivered: true, Status: 200}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -66,6 +66,7 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"Retention", testRetention},
 		{"PruneKeepsOwedEvents", testPruneKeepsOwedEvents},
 		{"Outbox", testOutbox},
+		{"WebhookHealth", testWebhookHealth},
 		{"PlanChange", testPlanChange},
 		{"Pin", testPin},
 		{"PipelineFailure", testPipelineFailure},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/allot-dev/allot/client"
@@ -39,11 +40,16 @@ func (u *UI) tenantsPage(w http.ResponseWriter, r *http.Request, s *session) err
 	for _, x := range util.Tenants {
 		rows = append(rows, tenantRow{Tenant: x.Tenant, Worst: newBar(x.Worst, x.Thresholds), Over: x.Over})
 	}
+	failing, err := u.failingWebhooks(r, s)
+	if err != nil {
+		return err
+	}
 	u.render(w, r, s, http.StatusOK, "tenants", view{Title: "Tenants", Section: "tenants", Page: struct {
-		Query string
-		Rows  []tenantRow
-		Total int
-	}{q, rows, total}})
+		Query   string
+		Rows    []tenantRow
+		Total   int
+		Failing []client.Webhook
+	}{q, rows, total, failing}})
 	return nil
 }
 
@@ -194,12 +200,39 @@ func (u *UI) requestsPage(w http.ResponseWriter, r *http.Request, s *session) er
 	return nil
 }
 
-// eventsPage shows the newest events that pass the filters; the page's
-// script then follows /ui/events/stream from the newest on.
+// eventsPerPage is how many events a page of the log shows.
+const eventsPerPage = 50
+
+// eventsPage shows a page of the events that pass the filters, newest
+// first: the newest ones, followed live by the page's script from
+// /ui/events/stream; or, for ?before=SEQ, those just older than SEQ; or,
+// for ?after=SEQ, those just newer.
 func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, c, f := r.Context(), u.client(s), r.URL.Query()
 	tenant, typ := strings.TrimSpace(f.Get("tenant")), strings.TrimSpace(f.Get("type"))
-	events, last, err := latestEvents(ctx, c, tenant, func(e client.Event) bool { return typeMatches(typ, e.Type) }, 100)
+	before, err := seqParam(f, "before")
+	if err != nil {
+		return err
+	}
+	after, err := seqParam(f, "after")
+	if err != nil {
+		return err
+	}
+	if before > 0 && after > 0 {
+		return httpError{http.StatusBadRequest, "Give before or after, not both."}
+	}
+	match := func(e client.Event) bool { return typeMatches(typ, e.Type) }
+	var events []client.Event
+	var last int64
+	more := false // beyond this page, in its direction
+	if after > 0 {
+		events, more, err = eventsAfter(ctx, c, tenant, match, after, eventsPerPage)
+	} else {
+		events, last, err = eventsBelow(ctx, c, tenant, match, eventsPerPage+1, before)
+		if more = len(events) > eventsPerPage; more {
+			events = events[:eventsPerPage]
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -211,21 +244,112 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request, s *session) erro
 	for i, e := range events {
 		rows[i] = newEventRow(e)
 	}
-	stream := fmt.Sprintf("/ui/events/stream?tenant=%s&type=%s&after=%d", url.QueryEscape(tenant), url.QueryEscape(typ), last)
-	u.render(w, r, s, http.StatusOK, "events", view{Title: "Events", Section: "events", Page: struct {
-		Tenant, Type, Stream string
-		Events               []eventRow
-		Tenants              []client.Tenant
-		Types                []string
-	}{tenant, typ, stream, rows, tenants, eventTypes()}})
+	page := func(k string, seq int64) string {
+		q := url.Values{}
+		if tenant != "" {
+			q.Set("tenant", tenant)
+		}
+		if typ != "" {
+			q.Set("type", typ)
+		}
+		if k != "" {
+			q.Set(k, strconv.FormatInt(seq, 10))
+		}
+		if len(q) == 0 {
+			return "/ui/events"
+		}
+		return "/ui/events?" + q.Encode()
+	}
+	v := eventsView{Tenant: tenant, Type: typ, Events: rows, Tenants: tenants, Types: eventTypes(),
+		Live: before == 0 && after == 0, Newest: page("", 0), Size: eventsPerPage}
+	// The older page starts below the oldest event shown; the live page's
+	// script moves that start as new events push old ones off.
+	if strings.Contains(v.Newest, "?") {
+		v.OlderBase = v.Newest + "&before="
+	} else {
+		v.OlderBase = v.Newest + "?before="
+	}
+	if n := len(rows); n > 0 && (more || after > 0) {
+		v.Older = page("before", rows[n-1].Seq)
+	}
+	switch {
+	case after > 0 && more:
+		v.Newer = page("after", rows[0].Seq)
+	case after > 0 && len(rows) > 0:
+		v.Newer = v.Newest // nothing newer than this page but the newest
+	case before > 0:
+		v.Newer = page("after", before-1)
+	}
+	if v.Live {
+		v.Stream = fmt.Sprintf("/ui/events/stream?tenant=%s&type=%s&after=%d", url.QueryEscape(tenant), url.QueryEscape(typ), last)
+	}
+	u.render(w, r, s, http.StatusOK, "events", view{Title: "Events", Section: "events", Page: v})
 	return nil
 }
 
+// eventsView is what the events page shows.
+type eventsView struct {
+	Tenant, Type, Stream string
+	Events               []eventRow
+	Tenants              []client.Tenant
+	Types                []string
+	Live                 bool   // the newest events, followed as they happen
+	Newest, Newer, Older string // links to other pages; "" for none
+	OlderBase            string // the older page's link without its sequence number
+	Size                 int
+}
+
+// seqParam reads an optional positive sequence number from the query.
+func seqParam(q url.Values, name string) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, httpError{http.StatusBadRequest, name + " must be an event's sequence number."}
+	}
+	return v, nil
+}
+
+// eventsAfter returns up to n of the oldest matching events after seq,
+// newest first, and whether more match beyond them; it searches the
+// 100,000 events after seq at most.
+func eventsAfter(ctx context.Context, c *client.Client, tenant string, match func(client.Event) bool, seq int64, n int) ([]client.Event, bool, error) {
+	var got []client.Event
+	for from := seq; len(got) <= n && from-seq < 100_000; {
+		l, err := c.Events(ctx, client.EventQuery{Tenant: tenant, After: from, Limit: 1000})
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range l.Events {
+			if match(e) {
+				got = append(got, e)
+			}
+		}
+		if len(l.Events) < 1000 {
+			break
+		}
+		from = l.Next
+	}
+	more := len(got) > n
+	got = got[:min(len(got), n)]
+	slices.Reverse(got)
+	return got, more, nil
+}
+
 // latestEvents returns up to n of the newest events that match, newest
-// first, and the newest sequence number the caller may see. The API pages
-// forward only, so it finds that number by galloping and bisecting, then
-// reads back in doubling windows; it searches the newest 100,000 at most.
+// first, and the newest sequence number the caller may see.
 func latestEvents(ctx context.Context, c *client.Client, tenant string, match func(client.Event) bool, n int) ([]client.Event, int64, error) {
+	return eventsBelow(ctx, c, tenant, match, n, 0)
+}
+
+// eventsBelow returns up to n of the newest events that match and come
+// before seq below (0: the newest), newest first, and the newest sequence
+// number the caller may see. The API pages forward only, so it finds that
+// number by galloping and bisecting, then reads back in doubling windows;
+// it searches 100,000 events back at most.
+func eventsBelow(ctx context.Context, c *client.Client, tenant string, match func(client.Event) bool, n int, below int64) ([]client.Event, int64, error) {
 	firstAfter := func(after int64) (int64, error) {
 		l, err := c.Events(ctx, client.EventQuery{Tenant: tenant, After: after, Limit: 1})
 		if err != nil || len(l.Events) == 0 {
@@ -261,8 +385,12 @@ func latestEvents(ctx context.Context, c *client.Client, tenant string, match fu
 		}
 	}
 	last := lo
+	start := last
+	if below > 0 {
+		start = min(start, below-1)
+	}
 	var out []client.Event
-	for top, window := last, int64(n); top > 0 && len(out) < n && last-top < 100_000; window *= 2 {
+	for top, window := start, int64(n); top > 0 && len(out) < n && start-top < 100_000; window *= 2 {
 		bottom := max(top-window, 0)
 		var chunk []client.Event
 		for after := bottom; after < top; {

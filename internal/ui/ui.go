@@ -64,7 +64,7 @@ func New(cfg Config) *UI {
 	u := &UI{cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: map[string]*template.Template{},
 		api: &http.Client{Transport: handlerTransport{cfg.API}}, mux: http.NewServeMux(),
 		sessions: &sessionStore{byID: map[string]*session{}, idle: cfg.Idle, now: cfg.Now}}
-	for _, p := range []string{"signin", "tenants", "tenant", "requests", "events", "error"} {
+	for _, p := range []string{"signin", "tenants", "tenant", "quotas", "requests", "events", "webhooks", "error"} {
 		u.pages[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+p+".html"))
 	}
 	u.routes()
@@ -99,6 +99,8 @@ func (u *UI) routes() {
 	u.handle("POST /ui/tenants/{tenant}/requests/{id}/decide", admins, u.decide)
 	u.handle("POST /ui/tenants/{tenant}/quotas", admins, u.setQuota)
 	u.handle("POST /ui/tenants/{tenant}/limits", admins, u.setLimit)
+	u.handle("GET /ui/quotas", operators, u.nearLimitPage)
+	u.handle("GET /ui/webhooks", admins, u.webhooksPage)
 	u.handle("GET /ui/requests", operators, u.requestsPage)
 	u.handle("GET /ui/events", operators, u.eventsPage)
 	u.handle("GET /ui/events/stream", signedIn, u.eventStream)

@@ -19,7 +19,15 @@ import (
 var funcs = template.FuncMap{
 	"num":  num,
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-	"join": strings.Join,
+	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"stamp": func(t *time.Time) string {
+		if t == nil {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"source": sourceText,
+	"join":   strings.Join,
 	"lastComment": func(h []client.RequestStep) string {
 		for i := len(h) - 1; i >= 0; i-- {
 			if h[i].Comment != "" {
@@ -107,12 +115,35 @@ func (b bar) Status() string {
 }
 
 // chart is one resource's usage over time, drawn as inline SVG in a 300×100
-// box: Used and Hard are polyline points.
+// box: Used and Hard are polyline points. The y axis runs from 0 to Top, a
+// round number at or above every value, with a line and a label at Ticks;
+// each sample is a band that names its values on hover, and Samples lists
+// them for those who cannot hover.
 type chart struct {
 	Resource, Unit   string
 	Used, Hard       string
-	Max, Now, HardAt int64
+	Top, Now, HardAt int64
+	Ticks            []tick
+	Bands            []band
+	Samples          []sample
 	Summary          string
+}
+
+// tick is a value on the y axis: Y in the box, Pos the class that puts
+// its label there.
+type tick struct {
+	Label, Y, Pos string
+}
+
+// band is the stretch of the box around one sample.
+type band struct {
+	X, W, Title string
+}
+
+// sample is one moment of a chart.
+type sample struct {
+	At         time.Time
+	Used, Hard int64
 }
 
 // chartRanges are the spans a usage chart can cover.
@@ -123,6 +154,40 @@ var chartRanges = []struct {
 
 const chartPoints = 24
 
+// short writes an axis label in at most five characters: 2,500, 50k, 1.2M.
+func short(n int64) string {
+	for _, u := range []struct {
+		div  int64
+		unit string
+	}{{1_000_000_000_000, "T"}, {1_000_000_000, "G"}, {1_000_000, "M"}, {10_000, "k"}} {
+		if n >= u.div {
+			if u.unit == "k" {
+				return strconv.FormatInt(n/1000, 10) + "k"
+			}
+			return strings.TrimSuffix(strconv.FormatFloat(float64(n)/float64(u.div), 'f', 1, 64), ".0") + u.unit
+		}
+	}
+	return num(n)
+}
+
+// niceTop is a round number at or above v whose half is whole, so the
+// axis's three labels (0, half, top) are round: 2, 4, 10, 20, 50, 100, …
+func niceTop(v int64) int64 {
+	for _, t := range []int64{2, 4, 10} {
+		if v <= t {
+			return t
+		}
+	}
+	for p := int64(10); p <= math.MaxInt64/10; p *= 10 {
+		for _, m := range []int64{2, 5, 10} {
+			if m*p >= v {
+				return m * p
+			}
+		}
+	}
+	return v &^ 1
+}
+
 // buildCharts turns usage samples (oldest first) into one chart per resource.
 func buildCharts(samples []*client.UsageAt, units map[string]string, rangeName string) []chart {
 	if len(samples) == 0 {
@@ -130,23 +195,36 @@ func buildCharts(samples []*client.UsageAt, units map[string]string, rangeName s
 	}
 	var out []chart
 	for i, res := range samples[0].Resources {
-		c := chart{Resource: res.Resource, Unit: units[res.Resource], Max: 1}
+		c := chart{Resource: res.Resource, Unit: units[res.Resource]}
+		var highest int64
 		for _, s := range samples {
 			if i < len(s.Resources) {
-				c.Max = max(c.Max, s.Resources[i].Used, s.Resources[i].Hard)
+				highest = max(highest, s.Resources[i].Used, s.Resources[i].Hard)
 			}
 		}
+		c.Top = niceTop(highest)
+		y := func(v int64) string { return strconv.FormatFloat(98-float64(v)*94/float64(c.Top), 'f', 1, 64) }
+		c.Ticks = []tick{{short(c.Top), y(c.Top), "t-top"}, {short(c.Top / 2), y(c.Top / 2), "t-mid"}, {"0", y(0), "t-bottom"}}
+		unit := ""
+		if c.Unit != "" {
+			unit = " " + c.Unit
+		}
 		var used, hard []string
+		step := 300 / float64(max(len(samples)-1, 1))
 		for j, s := range samples {
 			if i >= len(s.Resources) {
 				continue
 			}
-			x := float64(j) * 300 / float64(max(len(samples)-1, 1))
-			y := func(v int64) string {
-				return strconv.FormatFloat(x, 'f', 1, 64) + "," + strconv.FormatFloat(98-float64(v)*94/float64(c.Max), 'f', 1, 64)
-			}
-			used, hard = append(used, y(s.Resources[i].Used)), append(hard, y(s.Resources[i].Hard))
-			c.Now, c.HardAt = s.Resources[i].Used, s.Resources[i].Hard
+			r := s.Resources[i]
+			x := float64(j) * step
+			at := strconv.FormatFloat(x, 'f', 1, 64) + ","
+			used, hard = append(used, at+y(r.Used)), append(hard, at+y(r.Hard))
+			c.Now, c.HardAt = r.Used, r.Hard
+			left := max(x-step/2, 0)
+			c.Bands = append(c.Bands, band{X: strconv.FormatFloat(left, 'f', 1, 64),
+				W:     strconv.FormatFloat(min(x+step/2, 300)-left, 'f', 1, 64),
+				Title: fmt.Sprintf("%s: used %s%s of %s", s.At.UTC().Format("Jan 2 15:04 UTC"), num(r.Used), unit, num(r.Hard))})
+			c.Samples = append(c.Samples, sample{At: s.At, Used: r.Used, Hard: r.Hard})
 		}
 		c.Used, c.Hard = strings.Join(used, " "), strings.Join(hard, " ")
 		first := samples[0].Resources[i].Used
@@ -155,6 +233,19 @@ func buildCharts(samples []*client.UsageAt, units map[string]string, rangeName s
 		out = append(out, c)
 	}
 	return out
+}
+
+// sourceText says where a hard quota comes from, in words.
+func sourceText(source, plan string) string {
+	switch source {
+	case client.SourceOverride:
+		return "set for this tenant"
+	case client.SourcePlan:
+		return "from plan " + plan
+	case client.SourceCatalog:
+		return "catalog default"
+	}
+	return ""
 }
 
 // eventRow is an event of the log with its change in one line.

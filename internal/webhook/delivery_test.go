@@ -40,11 +40,11 @@ type recordingStore struct {
 	done []finished
 }
 
-func (s *recordingStore) FinishDelivery(ctx context.Context, id int64, delivered bool, next time.Time, lastError string) error {
+func (s *recordingStore) FinishDelivery(ctx context.Context, a quota.Attempt) error {
 	s.mu.Lock()
-	s.done = append(s.done, finished{id, delivered, next, lastError})
+	s.done = append(s.done, finished{a.Delivery, a.Delivered, a.Next, a.Error})
 	s.mu.Unlock()
-	return s.Store.FinishDelivery(ctx, id, delivered, next, lastError)
+	return s.Store.FinishDelivery(ctx, a)
 }
 
 func (s *recordingStore) finished() []finished {

@@ -15,11 +15,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -75,9 +77,12 @@ type Deliverer struct {
 	// Backoff is the wait after n failed attempts, counted from the end of
 	// the failed attempt; default the package's Backoff.
 	Backoff func(n int) time.Duration
+	// Observer, if set, is told the result of every attempt.
+	Observer Observer
 
 	setup  sync.Once
 	client *http.Client
+	health health
 }
 
 const (
@@ -382,20 +387,28 @@ func (s *scheduler) woken(now time.Time) {
 // attempt sends one delivery and records the outcome. A failure is
 // retried Backoff(attempts) after the moment it failed.
 func (d *Deliverer) attempt(ctx context.Context, dl *quota.Delivery) outcome {
-	err := d.send(ctx, dl)
+	status, err := d.send(ctx, dl)
 	failed := d.Now()
 	o := outcome{webhook: dl.Webhook.ID}
-	msg := ""
+	a := quota.Attempt{Delivery: dl.ID, Webhook: dl.Webhook.ID, At: failed, Delivered: err == nil, Status: status}
+	result := ResultDelivered
 	if err != nil {
-		msg = err.Error()
+		a.Error = err.Error()
+		result = ResultFailed
 		if failed.Sub(dl.CreatedAt) < d.GiveUpAfter {
 			o.retry = failed.Add(d.Backoff(dl.Attempts))
+			a.Next = o.retry
 		} else {
+			result = ResultDropped
 			d.Log.Error("webhook delivery dropped after retrying", "webhook", dl.Webhook.ID, "seq", dl.Event.Seq, "attempts", dl.Attempts+1, "err", err)
 		}
 		d.Log.Debug("webhook delivery failed", "webhook", dl.Webhook.ID, "seq", dl.Event.Seq, "err", err)
 	}
-	if ferr := d.Store.FinishDelivery(context.WithoutCancel(ctx), dl.ID, err == nil, o.retry, msg); ferr != nil {
+	d.health.note(d.Log, dl, a)
+	if d.Observer != nil {
+		d.Observer.Attempted(result)
+	}
+	if ferr := d.Store.FinishDelivery(context.WithoutCancel(ctx), a); ferr != nil {
 		// The lease runs out and the delivery is sent again: at least once.
 		d.Log.Warn("recording a webhook delivery failed", "err", ferr)
 		o.retry = time.Time{}
@@ -403,18 +416,73 @@ func (d *Deliverer) attempt(ctx context.Context, dl *quota.Delivery) outcome {
 	return o
 }
 
-func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) error {
+// The results an Observer is told of.
+const (
+	ResultDelivered = "delivered" // the receiver answered 2xx
+	ResultFailed    = "failed"    // it did not; the delivery is tried again
+	ResultDropped   = "dropped"   // it did not, for the last time: given up
+)
+
+// Observer is told the result of every attempt, for metrics.
+type Observer interface {
+	Attempted(result string)
+}
+
+// health remembers which subscriptions are failing, so that a warning is
+// logged when one starts failing and again when it recovers, not at every
+// attempt. It knows only this process's attempts: after a restart, the
+// first failure of a subscription that was failing warns again.
+type health struct {
+	mu      sync.Mutex
+	failing map[string]bool
+}
+
+func (h *health) note(log *slog.Logger, dl *quota.Delivery, a quota.Attempt) {
+	h.mu.Lock()
+	was := h.failing[a.Webhook]
+	if a.Delivered {
+		delete(h.failing, a.Webhook)
+	} else {
+		if h.failing == nil {
+			h.failing = map[string]bool{}
+		}
+		h.failing[a.Webhook] = true
+	}
+	h.mu.Unlock()
+	// The host only: a URL's path or query may carry a receiver's key.
+	host := ""
+	if u, err := url.Parse(dl.Webhook.URL); err == nil {
+		host = u.Host
+	}
+	switch {
+	case !was && !a.Delivered:
+		args := []any{"webhook", a.Webhook, "host", host, "err", a.Error}
+		if a.Status != 0 {
+			args = append(args, "status", a.Status)
+		}
+		if !a.Next.IsZero() {
+			args = append(args, "next_attempt", a.Next.UTC().Format(time.RFC3339))
+		}
+		log.Warn("webhook failing: deliveries are held back and retried until it answers 2xx", args...)
+	case was && a.Delivered:
+		log.Warn("webhook recovered: deliveries go through again", "webhook", a.Webhook, "host", host, "status", a.Status)
+	}
+}
+
+// send makes one attempt and returns the receiver's status (0 if none
+// answered) and, unless it answered 2xx, why it failed.
+func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) (int, error) {
 	secret, err := d.Sealer.Open(dl.Webhook.Sealed, SecretContext)
 	if err != nil {
-		return fmt.Errorf("opening the secret: %w", err)
+		return 0, fmt.Errorf("opening the secret: %w", err)
 	}
 	body, err := json.Marshal(Payload{Webhook: dl.Webhook.ID, Event: dl.Event})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dl.Webhook.URL, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "allot-webhook/"+version.Get().Version)
@@ -423,15 +491,20 @@ func (d *Deliverer) send(ctx context.Context, dl *quota.Delivery) error {
 	req.Header.Set(SignatureHeader, Sign(secret, body))
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return err
+		// Without the request's URL, which the error repeats: it is the
+		// subscription's own, and its query may carry the receiver's key.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return 0, err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		return fmt.Errorf("the receiver answered %s; redirects are not followed: subscribe the final URL", resp.Status)
+		return resp.StatusCode, fmt.Errorf("the receiver answered %s; redirects are not followed: subscribe the final URL", resp.Status)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the receiver answered %s", resp.Status)
+		return resp.StatusCode, fmt.Errorf("the receiver answered %s", resp.Status)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
