@@ -185,9 +185,9 @@ func ledgerOrder(t *testing.T, naive bool) int {
 	// Let the stream catch up to the end, then stop it.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		smu.Lock()
-		n := len(streamed)
+		caught := len(streamed) > 0 && streamed[len(streamed)-1] >= all[len(all)-1]
 		smu.Unlock()
-		if n > 0 && streamed[n-1] >= all[len(all)-1] {
+		if caught {
 			break
 		}
 	}
