@@ -19,7 +19,7 @@ func TestProfile(t *testing.T) {
 		t.Skip("set ALLOT_PROFILE_WORKLOAD to a workload to profile it")
 	}
 	s, err := Run(context.Background(), Config{Embedded: true, Workload: workload, Tenants: 100, Concurrency: 64,
-		BatchSize: 1000, Duration: 8 * time.Second, Warmup: time.Second}, io.Discard)
+		BatchSize: 1000, Duration: 8 * time.Second, Warmup: time.Second, Processes: 1}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
