@@ -110,7 +110,10 @@ func OpenWithOptions(ctx context.Context, path, region string, log *slog.Logger,
 		s.Close()
 		return nil, err
 	}
-	s.read, err = sql.Open("sqlite", dsn("query_only(1)"))
+	// Readers keep 16 MB of pages each (SQLite's default is 2 MB): a
+	// history over a long ledger touches a page per point, and at the
+	// default they evict one another on every request.
+	s.read, err = sql.Open("sqlite", dsn("query_only(1)", "cache_size(-16384)"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
