@@ -78,7 +78,10 @@ type Engine struct {
 	// whose batches a failed commit invalidated (0: none).
 	committedBatch atomic.Uint64
 	brokenEpoch    atomic.Uint64
-	inflight       sync.WaitGroup // batches handed to the writer, not yet answered
+	// brokenByRejection is the writer's: whether the last failed commit
+	// was the store refusing one change's data.
+	brokenByRejection bool
+	inflight          sync.WaitGroup // batches handed to the writer, not yet answered
 
 	views *views
 
@@ -562,18 +565,42 @@ func (e *Engine) write(group []*batch) {
 		}
 	}
 	if err != nil {
+		// A change the store refused for its own data fails alone: the
+		// batches decided after it are decided again, not refused for it.
+		rejected := errors.Is(err, ErrRejected)
+		e.brokenByRejection = rejected
 		failed := live[okUpTo:]
 		e.failCommit(failed[0], err)
 		for _, b := range failed[1:] {
-			e.refuse(b, "an earlier change it was decided with failed to commit")
+			if rejected {
+				e.redo(b)
+			} else {
+				e.refuse(b, "an earlier change it was decided with failed to commit")
+			}
 		}
 	}
 	for _, b := range stale {
 		if b.tx != nil {
 			b.tx.Rollback()
 		}
-		e.refuse(b, "an earlier change it was decided with failed to commit")
+		if e.brokenByRejection {
+			e.redo(b)
+		} else {
+			e.refuse(b, "an earlier change it was decided with failed to commit")
+		}
 	}
+}
+
+// redo decides a batch's changes again, each alone, once the state is
+// rebuilt: the batch was decided on the effects of a change the store then
+// refused for that change's own data, and must not fail for it.
+func (e *Engine) redo(b *batch) {
+	e.inflight.Done()
+	go func() {
+		for _, r := range b.reqs {
+			e.resubmit(r)
+		}
+	}()
 }
 
 // failCommit answers the batch whose commit failed.

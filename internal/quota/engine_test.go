@@ -161,6 +161,94 @@ func TestARejectedChangeFailsAlone(t *testing.T) {
 	}
 }
 
+// holdingStore holds the commit that carries the poison until released,
+// and counts the batches begun meanwhile.
+type holdingStore struct {
+	*gatedStore
+	once    sync.Once
+	held    chan struct{} // closed once the poisoned commit is held
+	release chan struct{}
+	begun   atomic.Int64
+}
+
+func (h *holdingStore) Begin(ctx context.Context, tenants []string) (quota.Tx, error) {
+	h.begun.Add(1)
+	return h.gatedStore.Begin(ctx, tenants)
+}
+
+func (h *holdingStore) Commit(ctx context.Context, txs []quota.Tx) (int, error) {
+	for _, t := range txs {
+		for _, w := range t.(*poisonTx).writes {
+			for _, e := range w.Events {
+				if e.Reason == h.poison {
+					h.once.Do(func() {
+						close(h.held)
+						<-h.release
+					})
+				}
+			}
+		}
+	}
+	return h.gatedStore.Commit(ctx, txs)
+}
+
+// TestChangesDecidedAfterARejectedOneAreDecidedAgain: batches the committer
+// decided on the effects of a change the store then refused (the pipeline
+// runs ahead of the writer) are decided again, not refused for another
+// sender's bad data.
+func TestChangesDecidedAfterARejectedOneAreDecidedAgain(t *testing.T) {
+	ctx := context.Background()
+	h := &holdingStore{gatedStore: &gatedStore{Store: openSQLite(t), poison: "poison"}, held: make(chan struct{}), release: make(chan struct{})}
+	e := quota.NewEngine(quota.EngineConfig{Store: h, Catalog: quota.DefaultCatalog()})
+	h.waiting = e.QueueDepth
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(ctx)
+	for _, op := range []quota.Op{&quota.CreateTenant{Tenant: "t"}, &quota.CreateTenant{Tenant: "u"}, setHard("t", "compute.volumes", 100)} {
+		if _, err := e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{op}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var poisoned error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, poisoned = e.Do(ctx, quota.Change{Actor: admin, Reason: "poison", Ops: []quota.Op{volume("t", "bad", 2, 0)}})
+	})
+	<-h.held
+	begun := h.begun.Load()
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = e.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{volume([]string{"t", "u"}[i%2], fmt.Sprint("v", i), 2, 0)}})
+		})
+	}
+	for deadline := time.Now().Add(5 * time.Second); h.begun.Load() == begun; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no batch was decided while the poisoned one was committing: the test proves nothing")
+		}
+	}
+	close(h.release)
+	wg.Wait()
+	if quota.ErrorCode(poisoned) != quota.CodeInvalid {
+		t.Errorf("the poisoned change: %v, want invalid_request", poisoned)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("change %d, decided while the poisoned one committed: %v", i, err)
+		}
+	}
+	for tenant, want := range map[string]int64{"t": 3, "u": 3} {
+		u, err := h.Usage(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u["compute.volumes"] != want {
+			t.Errorf("%s: usage %v, want %d volumes", tenant, u, want)
+		}
+	}
+}
+
 // countingHandler counts log records at or above a level.
 type countingHandler struct {
 	slog.Handler
