@@ -468,7 +468,8 @@ type UsageHistory struct {
 // UsageResource is one resource's usage and hard quota.
 type UsageResource struct {
 	Resource string `json:"resource"`
-	Used     int64  `json:"used"`
+	Used     int64  `json:"used"` // the tenant's own consumers'
+	Tree     int64  `json:"tree"` // used plus what every tenant below it used then
 	Hard     int64  `json:"hard"`
 }
 

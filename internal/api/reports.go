@@ -162,7 +162,7 @@ func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]cl
 	for _, s := range samples {
 		u := client.UsageAt{Tenant: tenant, At: s.At, Resources: make([]client.UsageResource, 0, len(s.Resources))}
 		for _, res := range s.Resources {
-			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Hard: res.Hard})
+			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Tree: res.Used + res.Below, Hard: res.Hard})
 		}
 		out = append(out, u)
 	}

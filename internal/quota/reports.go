@@ -20,6 +20,8 @@ type ResourceUse struct {
 	// Tree: Used is the tenant's tree usage and Hard the quota set for
 	// its tree (over-quota reports).
 	Tree bool
+	// Below is what the tenant's descendants use (usage at a time).
+	Below int64
 }
 
 // Over reports whether the use is above the hard quota.
@@ -181,7 +183,7 @@ func (h *History) sample() {
 		if !ok {
 			hard = h.cat.Hard(base, res)
 		}
-		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard})
+		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard, Below: h.replay.Below[id][res.Name]})
 	}
 	h.samples = append(h.samples, s)
 }

@@ -182,3 +182,19 @@ func (c *Catalog) TreeOver(v *TenantView, res *Resource) bool {
 	hard, ok := c.SetHard(v.Tenant, res)
 	return ok && v.Tree(res.Name) > hard
 }
+
+// ShownHard is the hard quota a dialect that has no notion of a tree shows
+// for a tenant: its own, lowered to its usage plus the headroom along its
+// path, so that hard - used is what it could claim now. A tenant with no
+// ancestor quota set sees its own hard quota unchanged.
+func ShownHard(c *Catalog, path []*TenantView, res *Resource) int64 {
+	hard := c.Hard(path[0].Tenant, res)
+	if len(path) == 1 && path[0].Below[res.Name] == 0 {
+		return hard
+	}
+	used := path[0].Usage[res.Name]
+	if used >= hard {
+		return hard
+	}
+	return min(hard, used+c.Headroom(path, res))
+}

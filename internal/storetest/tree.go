@@ -167,6 +167,8 @@ func testTreeRefusal(t *testing.T, h *harness) {
 	h.must(createUnder("p1", "team"))
 	h.must(createUnder("p2", "team"))
 	h.must(instance("p1", "a", "running", 600))
+	then := h.clock.Now()
+	h.clock.Advance(time.Minute)
 	// The org's threshold fired on its tree usage.
 	fired := false
 	for _, e := range h.events("org") {
@@ -210,6 +212,17 @@ func testTreeRefusal(t *testing.T, h *harness) {
 	qe = h.refused(quota.CodeQuotaExceeded, instance("p1", "f", "running", 16))
 	if qe.Violations[0].Tenant != "p1" || qe.Violations[0].Resource != "compute.live_instances" {
 		t.Fatalf("violations = %+v, want p1's own live_instances", qe.Violations)
+	}
+	// Usage at a past time answers for the tree: the org's own was 0, its
+	// tree's 600.
+	samples, err := quota.DefaultCatalog().UsageHistory(h.ctx, h.store, "org", []time.Time{then}, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range samples[0].Resources {
+		if u.Resource.Name == "compute.live_memory_mb" && (u.Used != 0 || u.Below != 600) {
+			t.Fatalf("org's memory at %v: own %d, below %d; want 0 and 600", then, u.Used, u.Below)
+		}
 	}
 	CheckTree(t, h.store)
 }
