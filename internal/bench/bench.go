@@ -253,14 +253,14 @@ const instances = "compute.instances"
 // plan is the tenants of a run and their quotas.
 type plan struct {
 	tenants []string
-	hard    []int64  // hard quota of instances, per tenant
+	hard    []int64 // hard quota of instances, per tenant
 	// nodes are the tenants above the claimed ones (--tree), created first,
 	// parents before children, each with a hard quota of instances set;
 	// parent names each claimed tenant's parent.
 	nodes  []treeNode
 	parent []string
-	tokens  []string // tenant tokens for the read workloads, filled in by setup
-	reads   bool
+	tokens []string // tenant tokens for the read workloads, filled in by setup
+	reads  bool
 }
 
 // treeNode is a tenant above the claimed ones.

@@ -53,7 +53,7 @@ func tenantsCommand(r *remote) *cobra.Command {
 	var newName, newPlan, newParent string
 	update := &cobra.Command{Use: "update ID [--name NAME] [--plan PLAN] [--parent PARENT]",
 		Short: "Rename a tenant, move it to another plan (--plan '' for none) or under another parent (--parent '' detaches it)",
-		Args: args(cobra.ExactArgs(1)),
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: run(func(c *cobra.Command, a []string) error {
 			var req client.UpdateTenantRequest
 			if c.Flags().Changed("name") {
