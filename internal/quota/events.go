@@ -16,8 +16,6 @@ const (
 	EventTenantCreate     EventType = "tenant.create"
 	EventTenantUpdate     EventType = "tenant.update"
 	EventTenantDelete     EventType = "tenant.delete"
-	EventTenantMove       EventType = "tenant.move"   // a tenant (and its subtree) under another parent
-	EventSubtreeUsage     EventType = "usage.subtree" // what a tenant's descendants use, once per batch that changed it
 	EventTokenCreate      EventType = "token.create"
 	EventTokenRevoke      EventType = "token.revoke"
 	EventRequestCreate    EventType = "request.create"
@@ -32,7 +30,7 @@ const (
 var EventTypes = []EventType{
 	EventConsumerPut, EventConsumerDelete, EventConsumerExpired,
 	EventQuotaSet, EventThreshold, EventLimitSet, EventThresholdsSet,
-	EventTenantCreate, EventTenantUpdate, EventTenantDelete, EventTenantMove, EventSubtreeUsage,
+	EventTenantCreate, EventTenantUpdate, EventTenantDelete,
 	EventTokenCreate, EventTokenRevoke,
 	EventRequestCreate, EventRequestSupersede, EventRequestApprove, EventRequestDeny,
 	EventWebhookCreate, EventWebhookDelete,
@@ -53,7 +51,7 @@ func (t EventType) Known() bool {
 // threshold crossings, which are many and derived from the claims).
 func (t EventType) Audit() bool {
 	switch t {
-	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired, EventThreshold, EventSubtreeUsage:
+	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired, EventThreshold:
 		return false
 	}
 	return true
