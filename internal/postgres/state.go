@@ -17,9 +17,17 @@ import (
 // processes changed: tenants carry versions, the webhooks' version is in
 // meta, and each commit that changes tenants notifies their ids.
 
-// LoadTenants implements quota.Store.
+// LoadTenants implements quota.Store. Its reads share one snapshot: read
+// one by one, a commit of another process between the usage and the
+// version would give memory the old usage under the new version, which
+// the next batch's version check would then take for fresh.
 func (s *Store) LoadTenants(ctx context.Context, ids []string) ([]*quota.TenantRecord, error) {
-	rs, err := loadRecords(ctx, s.pool, s.region, ids)
+	var rs []*quota.TenantRecord
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		rs, err = loadRecords(ctx, tx, s.region, ids)
+		return err
+	})
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
 	}
