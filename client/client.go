@@ -237,6 +237,11 @@ func (c *Client) Quotas(ctx context.Context, tenant string) (*Quotas, error) {
 	return call[Quotas](ctx, c, "GET", route("/tenants/{tenant id}/quotas", tenant), nil, nil, nil)
 }
 
+// Tree reads a tenant and every tenant below it, with their usage.
+func (c *Client) Tree(ctx context.Context, tenant string) (*Tree, error) {
+	return call[Tree](ctx, c, "GET", route("/tenants/{tenant id}/tree", tenant), nil, nil, nil)
+}
+
 // SetQuota sets a tenant's hard quota (and optionally requestable range) of a resource.
 func (c *Client) SetQuota(ctx context.Context, tenant, resource string, req SetQuotaRequest) (*ResourceQuota, error) {
 	return call[ResourceQuota](ctx, c, "PUT", route("/tenants/{tenant id}/quotas/{resource}", tenant, resource), nil, nil, req)

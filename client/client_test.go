@@ -230,10 +230,10 @@ func TestQuotasSetQuotaSetLimit(t *testing.T) {
 		t.Fatalf("Quotas a = %+v", q)
 	}
 	wantRes := map[string]client.ResourceQuota{
-		"compute.instances":      {Resource: "compute.instances", Hard: 10, Source: "catalog", Requestable: client.Range{Min: 1, Max: 100}},
-		"compute.live_memory_mb": {Resource: "compute.live_memory_mb", Unit: "MB", Hard: 2048, Source: "catalog", Requestable: client.Range{Min: 16, Max: 65536}},
-		"compute.volumes":        {Resource: "compute.volumes", Hard: 10, Source: "catalog", Requestable: client.Range{Min: 0, Max: 100}},
-		"dcs.ram_mb":             {Resource: "dcs.ram_mb", Unit: "MB", Hard: 819200, Source: "catalog", Requestable: client.Range{Min: 1024, Max: 819200}},
+		"compute.instances":      {Resource: "compute.instances", Hard: 10, Available: 10, Source: "catalog", Requestable: client.Range{Min: 1, Max: 100}},
+		"compute.live_memory_mb": {Resource: "compute.live_memory_mb", Unit: "MB", Hard: 2048, Available: 2048, Source: "catalog", Requestable: client.Range{Min: 16, Max: 65536}},
+		"compute.volumes":        {Resource: "compute.volumes", Hard: 10, Available: 10, Source: "catalog", Requestable: client.Range{Min: 0, Max: 100}},
+		"dcs.ram_mb":             {Resource: "dcs.ram_mb", Unit: "MB", Hard: 819200, Available: 819200, Source: "catalog", Requestable: client.Range{Min: 1024, Max: 819200}},
 	}
 	for name, want := range wantRes {
 		if got := findResource(t, q, name); got != want {
@@ -268,7 +268,7 @@ func TestQuotasSetQuotaSetLimit(t *testing.T) {
 	// SetQuota answers the resource's new row.
 	rq, err := e.admin.SetQuota(ctx, "a", "compute.live_memory_mb", client.SetQuotaRequest{Hard: ptr[int64](4096), Requestable: &client.Range{Min: 1, Max: 8192}})
 	noErr(t, "SetQuota", err)
-	if want := (client.ResourceQuota{Resource: "compute.live_memory_mb", Unit: "MB", Hard: 4096, Source: "override", Requestable: client.Range{Min: 1, Max: 8192}}); *rq != want {
+	if want := (client.ResourceQuota{Resource: "compute.live_memory_mb", Unit: "MB", Hard: 4096, Available: 4096, Source: "override", Requestable: client.Range{Min: 1, Max: 8192}}); *rq != want {
 		t.Fatalf("SetQuota = %+v, want %+v", *rq, want)
 	}
 	_, err = e.service.PutConsumer(ctx, "a", "i1", instance(512, "running"), client.PutOptions{})
@@ -535,7 +535,7 @@ func TestClaims(t *testing.T) {
 	if ce.Problem.Operation == nil || *ce.Problem.Operation != 1 {
 		t.Fatalf("failing operation = %v, want 1", ce.Problem.Operation)
 	}
-	wantV := []client.Violation{{Resource: "compute.volumes", Used: 2, Hard: 2, Requested: 1, Available: 0}}
+	wantV := []client.Violation{{Tenant: "b", Resource: "compute.volumes", Used: 2, Hard: 2, Requested: 1, Available: 0}}
 	if !slices.Equal(ce.Problem.Violations, wantV) {
 		t.Fatalf("violations = %+v, want %+v", ce.Problem.Violations, wantV)
 	}
@@ -917,7 +917,7 @@ func TestRefusalViolations(t *testing.T) {
 		want   []client.Violation
 	}{
 		{"quota exceeded", instance(64, "running"), 409, "quota_exceeded",
-			[]client.Violation{{Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}}},
+			[]client.Violation{{Tenant: "a", Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}}},
 		{"limit violation: too much memory", instance(4096, "stopped"), 422, "limit_violation",
 			[]client.Violation{{Kind: "compute.instance", Attribute: "memory_mb", Value: 4096, Min: 16, Max: 2048}}},
 		{"limit violation: too little memory", instance(8, "stopped"), 422, "limit_violation",
@@ -944,8 +944,8 @@ func TestRefusalViolations(t *testing.T) {
 		got[v.Resource] = v
 	}
 	want := map[string]client.Violation{
-		"compute.live_instances": {Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0},
-		"compute.live_memory_mb": {Resource: "compute.live_memory_mb", Used: 64, Hard: 100, Requested: 128, Available: 36},
+		"compute.live_instances": {Tenant: "a", Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0},
+		"compute.live_memory_mb": {Tenant: "a", Resource: "compute.live_memory_mb", Used: 64, Hard: 100, Requested: 128, Available: 36},
 	}
 	if !maps.Equal(got, want) || len(ce.Problem.Violations) != 2 {
 		t.Fatalf("violations = %+v, want %+v", ce.Problem.Violations, want)

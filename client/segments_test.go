@@ -69,6 +69,7 @@ func idCalls() []idCall {
 		}},
 		{"DeleteTenant/tenant", "/api/v1/tenants/vm-1", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error { return c.DeleteTenant(ctx, v) }},
 		{"Quotas/tenant", "/api/v1/tenants/vm-1/quotas", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error { return errOf(c.Quotas(ctx, v)) }},
+		{"Tree/tenant", "/api/v1/tenants/vm-1/tree", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error { return errOf(c.Tree(ctx, v)) }},
 		{"SetQuota/tenant", "/api/v1/tenants/vm-1/quotas/ok", false, "tenant id", func(ctx context.Context, c *client.Client, v string) error {
 			return errOf(c.SetQuota(ctx, v, "ok", client.SetQuotaRequest{Hard: &hard}))
 		}},

@@ -13,14 +13,16 @@ type Tenant struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Plan      string    `json:"plan,omitempty"`
+	Parent    string    `json:"parent,omitempty"` // absent: a root
 	CreatedAt time.Time `json:"created_at"`
 }
 
 // CreateTenantRequest is the body of POST /api/v1/tenants.
 type CreateTenantRequest struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Plan string `json:"plan,omitempty"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Plan   string `json:"plan,omitempty"`
+	Parent string `json:"parent,omitempty"` // "": a root
 }
 
 // UpdateTenantRequest is the body of PATCH /api/v1/tenants/{tenant}: the
@@ -28,6 +30,40 @@ type CreateTenantRequest struct {
 type UpdateTenantRequest struct {
 	Name *string `json:"name,omitempty"`
 	Plan *string `json:"plan,omitempty"`
+	// Parent moves the tenant, with its subtree, under another tenant;
+	// "parent": null detaches it (a root). Absent: it stays where it is.
+	Parent ParentRef `json:"parent,omitzero"`
+}
+
+// ParentRef is a parent given or not: Set false leaves the field out; Set
+// with ID "" is JSON null (no parent).
+type ParentRef struct {
+	Set bool
+	ID  string
+}
+
+// MoveTo returns a ParentRef that moves a tenant under id ("": detach).
+func MoveTo(id string) ParentRef { return ParentRef{Set: true, ID: id} }
+
+// IsZero reports whether the parent is left as it is.
+func (p ParentRef) IsZero() bool { return !p.Set }
+
+// MarshalJSON writes the parent's id, or null for none.
+func (p ParentRef) MarshalJSON() ([]byte, error) {
+	if p.ID == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(p.ID)
+}
+
+// UnmarshalJSON reads a parent's id or null.
+func (p *ParentRef) UnmarshalJSON(b []byte) error {
+	p.Set = true
+	if string(b) == "null" {
+		p.ID = ""
+		return nil
+	}
+	return json.Unmarshal(b, &p.ID)
 }
 
 // TenantList answers GET /api/v1/tenants.
@@ -44,6 +80,7 @@ type Range struct {
 // Quotas answers GET /api/v1/tenants/{tenant}/quotas.
 type Quotas struct {
 	Tenant    string          `json:"tenant"`
+	Parent    string          `json:"parent,omitempty"`
 	Region    string          `json:"region"`
 	Resources []ResourceQuota `json:"resources"`
 	Limits    []Limit         `json:"limits"`
@@ -51,15 +88,50 @@ type Quotas struct {
 
 // ResourceQuota is a tenant's use and hard quota of one resource. Source
 // says where the hard quota comes from: "override" (set for the tenant),
-// "plan" (its plan's) or "catalog" (the catalog's default).
+// "plan" (its plan's) or "catalog" (the catalog's default). Used is what the
+// tenant's own consumers use, Tree that plus what every tenant below it
+// uses, and Available what the tenant could still claim now: the smallest
+// headroom along its path (its own quota, and every quota set for it or an
+// ancestor against that level's tree usage).
 type ResourceQuota struct {
 	Resource    string `json:"resource"`
 	Unit        string `json:"unit,omitempty"`
 	Used        int64  `json:"used"`
+	Tree        int64  `json:"tree"`
 	Hard        int64  `json:"hard"`
+	Available   int64  `json:"available"`
 	Source      string `json:"source,omitempty"`
 	Requestable Range  `json:"requestable"`
 	OverQuota   bool   `json:"over_quota"`
+}
+
+// Tree answers GET /api/v1/tenants/{tenant}/tree: the tenant and every
+// tenant below it, depth first.
+type Tree struct {
+	Tenant string     `json:"tenant"`
+	Region string     `json:"region"`
+	Nodes  []TreeNode `json:"nodes"`
+}
+
+// TreeNode is one tenant of a tree, at Depth below the tree's root (0: the
+// root), with its usage: its own and its tree's, against its hard quota
+// (Set: the quota is set for it, and so caps its tree).
+type TreeNode struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Parent    string         `json:"parent,omitempty"`
+	Depth     int            `json:"depth"`
+	Resources []TreeResource `json:"resources"`
+}
+
+// TreeResource is one resource of a tree node.
+type TreeResource struct {
+	Resource  string `json:"resource"`
+	Used      int64  `json:"used"`
+	Tree      int64  `json:"tree"`
+	Hard      int64  `json:"hard"`
+	Set       bool   `json:"set"`
+	OverQuota bool   `json:"over_quota"`
 }
 
 // The sources of a hard quota.
@@ -260,6 +332,7 @@ type Problem struct {
 // Resource (with Used, Hard, Requested, Available) or Kind and Attribute
 // (with Value, Min, Max) is set.
 type Violation struct {
+	Tenant    string `json:"tenant,omitempty"` // the level of the tree whose quota refused
 	Resource  string `json:"resource,omitempty"`
 	Used      int64  `json:"used"`
 	Hard      int64  `json:"hard"`
@@ -371,6 +444,9 @@ type OverQuotaResource struct {
 	Used     int64  `json:"used"`
 	Hard     int64  `json:"hard"`
 	Over     int64  `json:"over"`
+	// Level is "tree" when the tenant's tree usage (Used) is above the
+	// quota set for its tree; absent for its own usage.
+	Level string `json:"level,omitempty"`
 }
 
 // UsageAt answers GET /api/v1/tenants/{tenant}/usage?at=: usage and hard
@@ -392,7 +468,8 @@ type UsageHistory struct {
 // UsageResource is one resource's usage and hard quota.
 type UsageResource struct {
 	Resource string `json:"resource"`
-	Used     int64  `json:"used"`
+	Used     int64  `json:"used"` // the tenant's own consumers'
+	Tree     int64  `json:"tree"` // used plus what every tenant below it used then
 	Hard     int64  `json:"hard"`
 }
 

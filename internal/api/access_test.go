@@ -98,6 +98,10 @@ const (
 	operators    access = "admin, service"
 	tenantReads  access = "admin, service, own tenant"
 	tenantWrites access = "admin, own tenant"
+	// subtreeReads: as tenantReads, and a tenant token of an ancestor of
+	// the tenant named too (TestTreeVisibility); in this world the tenants
+	// are roots, so the matrix is tenantReads'.
+	subtreeReads access = "admin, service, own tenant or its ancestor"
 )
 
 // intended lists every route of the native API with who may call it. A
@@ -105,11 +109,12 @@ const (
 var intended = map[string]access{
 	"GET /api/v1/openapi.json": everyone,
 
-	"POST /api/v1/tenants":            adminOnly,
-	"GET /api/v1/tenants":             operators,
-	"GET /api/v1/tenants/{tenant}":    tenantReads,
-	"PATCH /api/v1/tenants/{tenant}":  adminOnly,
-	"DELETE /api/v1/tenants/{tenant}": adminOnly,
+	"POST /api/v1/tenants":              adminOnly,
+	"GET /api/v1/tenants":               operators,
+	"GET /api/v1/tenants/{tenant}":      tenantReads,
+	"PATCH /api/v1/tenants/{tenant}":    adminOnly,
+	"DELETE /api/v1/tenants/{tenant}":   adminOnly,
+	"GET /api/v1/tenants/{tenant}/tree": subtreeReads,
 
 	"GET /api/v1/tenants/{tenant}/quotas":                tenantReads,
 	"PUT /api/v1/tenants/{tenant}/quotas/{resource}":     adminOnly,
@@ -179,9 +184,9 @@ func expect(acc access, identity string, tenantInPath bool) string {
 		return "404"
 	case acc == anyToken, identity == "admin":
 		return "ok"
-	case identity == "service" && (acc == operators || acc == tenantReads):
+	case identity == "service" && (acc == operators || acc == tenantReads || acc == subtreeReads):
 		return "ok"
-	case (identity == "own tenant" || identity == "other tenant") && (acc == tenantReads || acc == tenantWrites):
+	case (identity == "own tenant" || identity == "other tenant") && (acc == tenantReads || acc == tenantWrites || acc == subtreeReads):
 		return "ok"
 	}
 	return "403"
@@ -387,4 +392,66 @@ func TestHostileInput(t *testing.T) {
 		t.Fatal("hostile requests changed the state")
 	}
 	t.Logf("%d hostile requests, state unchanged", sent)
+}
+
+// TestTreeVisibility holds the rule for a tenant token on the tree route:
+// it reads the tree of its own tenant or of a tenant below it (its tenant
+// is on the path from the root), never an ancestor's, which would show it
+// the ancestor's other children; every other tenant route stays its own
+// tenant's only.
+func TestTreeVisibility(t *testing.T) {
+	srv := testserver.Start(t)
+	ctx := t.Context()
+	admin := client.New(srv.URL, client.WithToken(srv.AdminToken))
+	for _, tn := range []client.CreateTenantRequest{{ID: "org"}, {ID: "web", Parent: "org"}, {ID: "db", Parent: "org"}, {ID: "web-eu", Parent: "web"}} {
+		if _, err := admin.CreateTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokenOf := func(tenant string) *client.Client {
+		tok, err := admin.CreateToken(ctx, client.CreateTokenRequest{Name: "t-" + tenant, Role: "tenant", Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.New(srv.URL, client.WithToken(tok.Secret))
+	}
+	org, web := tokenOf("org"), tokenOf("web")
+	cases := []struct {
+		who    string
+		c      *client.Client
+		tree   string
+		status int
+		nodes  []string
+	}{
+		{"org", org, "org", 200, []string{"org", "db", "web", "web-eu"}},
+		{"org", org, "web", 200, []string{"web", "web-eu"}},
+		{"web", web, "web", 200, []string{"web", "web-eu"}},
+		{"web", web, "web-eu", 200, []string{"web-eu"}},
+		{"web", web, "org", 404, nil}, // its ancestor: would show db
+		{"web", web, "db", 404, nil},  // its sibling
+	}
+	for _, tc := range cases {
+		tr, err := tc.c.Tree(ctx, tc.tree)
+		if tc.status != 200 {
+			if pe, ok := err.(*client.Error); !ok || pe.Status != tc.status {
+				t.Errorf("%s reads the tree of %s: %v, want %d", tc.who, tc.tree, err, tc.status)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s reads the tree of %s: %v", tc.who, tc.tree, err)
+			continue
+		}
+		var got []string
+		for _, n := range tr.Nodes {
+			got = append(got, n.ID)
+		}
+		if !slices.Equal(got, tc.nodes) {
+			t.Errorf("%s reads the tree of %s: %v, want %v", tc.who, tc.tree, got, tc.nodes)
+		}
+	}
+	// The tree route alone widens what an ancestor's token reads.
+	if _, err := org.Quotas(ctx, "web"); err == nil {
+		t.Error("the org's token read web's quotas; only the tree route shows a descendant")
+	}
 }

@@ -73,6 +73,7 @@ func (a *API) Routes(mux route.Router) {
 	a.handle(mux, "GET /api/v1/tenants/{tenant}", tenantReads, a.getTenant)
 	a.handle(mux, "PATCH /api/v1/tenants/{tenant}", adminOnly, a.updateTenant, dryRun)
 	a.handle(mux, "DELETE /api/v1/tenants/{tenant}", adminOnly, a.deleteTenant, dryRun)
+	a.handle(mux, "GET /api/v1/tenants/{tenant}/tree", subtreeReads, a.getTree)
 
 	a.handle(mux, "GET /api/v1/tenants/{tenant}/quotas", tenantReads, a.getQuotas)
 	a.handle(mux, "PUT /api/v1/tenants/{tenant}/quotas/{resource}", adminOnly, a.setQuota, dryRun)
@@ -142,6 +143,10 @@ const (
 	operators                  // admin and service
 	tenantReads                // admin, service, and the tenant named in the path
 	tenantWrites               // admin, and the tenant named in the path (asking for a change)
+	// subtreeReads: admin, service, and a tenant on the path from the root
+	// to the tenant named (the tenant itself or an ancestor); the handler
+	// checks the path.
+	subtreeReads
 )
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who quota.Actor) error
@@ -206,7 +211,7 @@ func (a *API) authenticate(r *http.Request) (quota.Actor, error) {
 // authorize applies a route's access rule. A tenant asking about another
 // tenant is told it does not exist, so existence never leaks.
 func authorize(who quota.Actor, acc access, pathTenant string) error {
-	if who.Role == quota.RoleTenant && pathTenant != "" && !quota.SameTenant(pathTenant, who.Tenant) {
+	if who.Role == quota.RoleTenant && pathTenant != "" && acc != subtreeReads && !quota.SameTenant(pathTenant, who.Tenant) {
 		return quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(pathTenant, 130))
 	}
 	allowed := who.Role == quota.RoleAdmin
@@ -215,7 +220,7 @@ func authorize(who quota.Actor, acc access, pathTenant string) error {
 		allowed = true
 	case operators:
 		allowed = allowed || who.Role == quota.RoleService
-	case tenantReads:
+	case tenantReads, subtreeReads:
 		allowed = allowed || who.Role == quota.RoleService || who.Role == quota.RoleTenant
 	case tenantWrites:
 		allowed = allowed || who.Role == quota.RoleTenant

@@ -266,7 +266,7 @@ func TestRefusalsSayWhy(t *testing.T) {
 	f.must(200, nil, "PUT", "/api/v1/tenants/a/quotas/compute.live_instances", f.admin, `{"hard":1}`)
 	f.must(201, nil, "PUT", "/api/v1/tenants/a/consumers/i1", f.service, instance(64, "running"))
 	p := f.fail(409, "quota_exceeded", "PUT", "/api/v1/tenants/a/consumers/i2", f.service, instance(64, "running"))
-	want := client.Violation{Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}
+	want := client.Violation{Tenant: "a", Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}
 	if len(p.Violations) != 1 || p.Violations[0] != want {
 		t.Fatalf("violations = %+v", p.Violations)
 	}

@@ -193,6 +193,10 @@ var statusOf = map[quota.Code]int{
 	quota.CodeReplayTooLong:      http.StatusUnprocessableEntity,
 	quota.CodeBeforeRetention:    http.StatusGone,
 	quota.CodeEventsPruned:       http.StatusGone,
+	quota.CodeParentNotFound:     http.StatusUnprocessableEntity,
+	quota.CodeParentCycle:        http.StatusConflict,
+	quota.CodeTreeTooDeep:        http.StatusConflict,
+	quota.CodeHasChildren:        http.StatusConflict,
 	route.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	res, _, err := a.do(w, r, who, "", &quota.CreateTenant{Tenant: req.ID, Name: req.Name, Plan: req.Plan})
+	res, _, err := a.do(w, r, who, "", &quota.CreateTenant{Tenant: req.ID, Name: req.Name, Plan: req.Plan, Parent: req.Parent})
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,8 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ quota.Actor) e
 	return nil
 }
 
-// updateTenant renames a tenant or moves it to another plan.
+// updateTenant renames a tenant, moves it to another plan, or moves it
+// (with its subtree) under another parent.
 func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
 	var req client.UpdateTenantRequest
 	if err := decode(r, &req); err != nil {
@@ -85,6 +87,9 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 			op.Plan = "-" // no plan: the catalog's defaults
 		}
 	}
+	if req.Parent.Set {
+		op.SetParent, op.Parent = true, req.Parent.ID
+	}
 	res, _, err := a.do(w, r, who, "", op)
 	if err != nil {
 		return err
@@ -102,11 +107,51 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, who quota.Act
 }
 
 func (a *API) getQuotas(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	v, err := a.engine.View(r.Context(), r.PathValue("tenant"))
+	path, err := a.engine.Path(r.Context(), r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, tenantQuotas(a.cat, a.region, v))
+	respond(w, http.StatusOK, tenantQuotas(a.cat, a.region, path))
+	return nil
+}
+
+// getTree lists a tenant's subtree with usage. A tenant token reads the
+// tree of its own tenant or of a tenant below it (its tenant is on the
+// path), never that of an ancestor, whose other children it must not see.
+func (a *API) getTree(w http.ResponseWriter, r *http.Request, who quota.Actor) error {
+	tenant := r.PathValue("tenant")
+	if who.Role == quota.RoleTenant {
+		path, err := a.engine.Path(r.Context(), tenant)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(path, func(v *quota.TenantView) bool { return quota.SameTenant(v.Tenant.ID, who.Tenant) }) {
+			return quota.Errorf(quota.CodeNotFound, "tenant %q not found", truncate(tenant, 130))
+		}
+	}
+	nodes, err := a.engine.Subtree(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	out := client.Tree{Tenant: tenant, Region: a.region, Nodes: make([]client.TreeNode, len(nodes))}
+	for i, n := range nodes {
+		t := n.View.Tenant
+		node := client.TreeNode{ID: t.ID, Name: t.Name, Depth: n.Depth, Resources: make([]client.TreeResource, 0, len(a.cat.Resources))}
+		if n.Depth > 0 {
+			node.Parent = t.Parent
+		}
+		for _, res := range a.cat.Resources {
+			hard, set := a.cat.SetHard(t, res)
+			if !set {
+				hard = a.cat.Hard(t, res)
+			}
+			used := n.View.Usage[res.Name]
+			node.Resources = append(node.Resources, client.TreeResource{Resource: res.Name, Used: used, Tree: n.View.Tree(res.Name),
+				Hard: hard, Set: set, OverQuota: used > a.cat.Hard(t, res) || a.cat.TreeOver(n.View, res)})
+		}
+		out.Nodes[i] = node
+	}
+	respond(w, http.StatusOK, out)
 	return nil
 }
 
@@ -125,7 +170,11 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who quota.Actor) 
 		return err
 	}
 	o := res.Ops[0]
-	respond(w, http.StatusOK, wireUse(a.cat, o.Tenant, a.cat.Use(o.Tenant, a.cat.Resource(op.Resource), o.Usage)))
+	rq := wireUse(a.cat, o.Tenant, a.cat.Use(o.Tenant, a.cat.Resource(op.Resource), o.Usage))
+	if path, err := a.engine.Path(r.Context(), o.Tenant.ID); err == nil && !r.URL.Query().Has(dryRun) {
+		rq = pathUse(a.cat, path, a.cat.Resource(op.Resource))
+	}
+	respond(w, http.StatusOK, rq)
 	return nil
 }
 
@@ -471,7 +520,7 @@ func wireEvent(e *quota.Event) client.Event {
 }
 
 func wireTenant(t *quota.Tenant) client.Tenant {
-	return client.Tenant{ID: t.ID, Name: t.Name, Plan: t.Plan, CreatedAt: t.CreatedAt.UTC()}
+	return client.Tenant{ID: t.ID, Name: t.Name, Plan: t.Plan, Parent: t.Parent, CreatedAt: t.CreatedAt.UTC()}
 }
 
 func wireToken(t *quota.Token) client.Token {

@@ -254,6 +254,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"UpdateTenantRequest": client.UpdateTenantRequest{}, "UsageHistory": client.UsageHistory{},
 		"Utilisation": client.Utilisation{}, "TenantUtilisation": client.TenantUtilisation{},
 		"NearLimit": client.NearLimit{}, "NearLimitRow": client.NearLimitRow{},
+		"Tree": client.Tree{}, "TreeNode": client.TreeNode{}, "TreeResource": client.TreeResource{},
 	}
 	schemas := doc.Components["schemas"]
 	properties := func(name string) []string {

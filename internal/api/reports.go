@@ -15,15 +15,15 @@ import (
 
 // overQuota lists tenants whose usage exceeds a hard quota, most over first.
 func (a *API) overQuota(w http.ResponseWriter, r *http.Request, _ quota.Actor) error {
-	ts, usage, err := a.tenantsAndUsage(r)
-	if err != nil {
-		return err
-	}
 	out := client.OverQuotaList{Tenants: []client.OverQuotaTenant{}}
-	for _, o := range a.cat.OverQuota(ts, usage) {
+	for _, o := range a.cat.OverQuotaViews(a.engine.Views()) {
 		t := client.OverQuotaTenant{Tenant: o.Tenant}
 		for _, u := range o.Resources {
-			t.Resources = append(t.Resources, client.OverQuotaResource{Resource: u.Resource.Name, Used: u.Used, Hard: u.Hard, Over: u.Used - u.Hard})
+			level := ""
+			if u.Tree {
+				level = "tree"
+			}
+			t.Resources = append(t.Resources, client.OverQuotaResource{Resource: u.Resource.Name, Used: u.Used, Hard: u.Hard, Over: u.Used - u.Hard, Level: level})
 		}
 		out.Tenants = append(out.Tenants, t)
 	}
@@ -67,7 +67,7 @@ func (a *API) tenantsAndUsage(*http.Request) ([]*quota.Tenant, map[string]map[st
 }
 
 func wireUse(cat *quota.Catalog, t *quota.Tenant, u quota.ResourceUse) client.ResourceQuota {
-	return client.ResourceQuota{Resource: u.Resource.Name, Unit: u.Resource.Unit, Used: u.Used, Hard: u.Hard,
+	return client.ResourceQuota{Resource: u.Resource.Name, Unit: u.Resource.Unit, Used: u.Used, Tree: u.Used, Hard: u.Hard, Available: max(0, u.Hard-u.Used),
 		Source: quotaSource(cat, t, u.Resource), Requestable: client.Range{Min: u.Requestable.Min, Max: u.Requestable.Max}, OverQuota: u.Over()}
 }
 
@@ -162,7 +162,7 @@ func (a *API) history(r *http.Request, tenant string, moments []time.Time) ([]cl
 	for _, s := range samples {
 		u := client.UsageAt{Tenant: tenant, At: s.At, Resources: make([]client.UsageResource, 0, len(s.Resources))}
 		for _, res := range s.Resources {
-			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Hard: res.Hard})
+			u.Resources = append(u.Resources, client.UsageResource{Resource: res.Resource.Name, Used: res.Used, Tree: res.Used + res.Below, Hard: res.Hard})
 		}
 		out = append(out, u)
 	}

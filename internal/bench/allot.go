@@ -96,9 +96,21 @@ func (a *allotTarget) send(ctx context.Context, method, path, token string, body
 // setup creates the plan's tenants with their quotas and, for the read
 // workloads, a tenant token each.
 func (a *allotTarget) setup(ctx context.Context, p *plan) error {
+	for _, n := range p.nodes { // parents first
+		if _, err := a.api.CreateTenant(ctx, client.CreateTenantRequest{ID: n.id, Name: n.id, Parent: n.parent}); err != nil {
+			return fmt.Errorf("creating tenant %s: %w", n.id, err)
+		}
+		if _, err := a.api.SetQuota(ctx, n.id, instances, client.SetQuotaRequest{Hard: &n.hard}); err != nil {
+			return fmt.Errorf("setting the quota of %s: %w", n.id, err)
+		}
+	}
 	return parallel(len(p.tenants), func(i int) error {
 		t := p.tenants[i]
-		if _, err := a.api.CreateTenant(ctx, client.CreateTenantRequest{ID: t, Name: t}); err != nil {
+		parent := ""
+		if p.parent != nil {
+			parent = p.parent[i]
+		}
+		if _, err := a.api.CreateTenant(ctx, client.CreateTenantRequest{ID: t, Name: t, Parent: parent}); err != nil {
 			return fmt.Errorf("creating tenant %s: %w", t, err)
 		}
 		if _, err := a.api.SetQuota(ctx, t, instances, client.SetQuotaRequest{Hard: &p.hard[i]}); err != nil {
@@ -140,6 +152,10 @@ func (a *allotTarget) check(ctx context.Context, tenants []string) (overshoot in
 			if r.Used > r.Hard {
 				overshoot += r.Used - r.Hard
 				problems = append(problems, fmt.Sprintf("%s: %s used %d, above its hard quota %d", t, r.Resource, r.Used, r.Hard))
+			}
+			if r.Source == client.SourceOverride && r.Tree > r.Hard {
+				overshoot += r.Tree - r.Hard
+				problems = append(problems, fmt.Sprintf("%s: %s tree usage %d, above its hard quota %d", t, r.Resource, r.Tree, r.Hard))
 			}
 			if d := r.Used - sum[r.Resource]; d != 0 {
 				overshoot += max(d, -d)

@@ -45,6 +45,12 @@ type Config struct {
 	// the same client and connections, and reports the workload's rate as a
 	// ratio to it: the figure that carries across machines and days.
 	Ceiling bool
+	// Tree runs the claim or hot workload twice in one invocation: flat,
+	// then with the tenants in a tree (claim: each tenant two levels below
+	// an organisation, every level with a quota set; hot: the hot quota on
+	// a parent, the claims spread over its ten children), and reports the
+	// tree's rate as a ratio to the flat one.
+	Tree bool
 }
 
 // Workloads are the workloads Run knows:
@@ -88,6 +94,10 @@ func (c Config) Validate() error {
 		return errors.New("baseline postgres needs --baseline-database (or --database) postgres://…")
 	case c.Baseline != "" && c.Workload != "claim" && c.Workload != "hot":
 		return errors.New("the baseline runs the claim and hot workloads only")
+	case c.Tree && c.Workload != "claim" && c.Workload != "hot":
+		return errors.New("--tree runs the claim and hot workloads only")
+	case c.Tree && c.Baseline != "":
+		return errors.New("--tree and --baseline do not run together")
 	}
 	return nil
 }
@@ -116,6 +126,10 @@ type Summary struct {
 	Overshoot int64    `json:"overshoot"`
 	Baseline  *Summary `json:"baseline,omitempty"`
 	Ratio     float64  `json:"ratio,omitempty"` // ops/s of allot ÷ ops/s of the baseline
+	// Tree is the same workload with the tenants in a tree (--tree), and
+	// TreeRatio its ops/s ÷ this one's.
+	Tree      *Summary `json:"tree,omitempty"`
+	TreeRatio float64  `json:"tree_ratio,omitempty"`
 	// CeilingOpsPerSec is GET /healthz's rate measured in the same run, and
 	// CeilingRatio the workload's rate ÷ it (for batch: operations ÷
 	// requests).
@@ -129,10 +143,13 @@ type Summary struct {
 // TotalOvershoot is the overshoot of allot and the baseline together:
 // anything but 0 means an invariant broke.
 func (s *Summary) TotalOvershoot() int64 {
-	if s.Baseline == nil {
-		return s.Overshoot
+	n := s.Overshoot
+	for _, x := range []*Summary{s.Baseline, s.Tree} {
+		if x != nil {
+			n += x.Overshoot
+		}
 	}
-	return s.Overshoot + s.Baseline.Overshoot
+	return n
 }
 
 // Run sets up tenants, runs the workload for the warmup and the duration,
@@ -145,7 +162,21 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Summary, error) {
 	}
 	p := newPlan(cfg)
 	s, err := runAllot(ctx, cfg, p, log)
-	if err != nil || cfg.Baseline == "" {
+	if err != nil {
+		return s, err
+	}
+	if cfg.Tree {
+		tp := newTreePlan(cfg)
+		if s.Tree, err = runAllot(ctx, cfg, tp, log); err != nil {
+			return nil, fmt.Errorf("tree: %w", err)
+		}
+		s.Tree.Workload += " (tree)"
+		if s.OpsPerSec > 0 {
+			s.TreeRatio = round(s.Tree.OpsPerSec / s.OpsPerSec)
+		}
+		return s, nil
+	}
+	if cfg.Baseline == "" {
 		return s, err
 	}
 	if s.Baseline, err = runBaseline(ctx, cfg, p, log); err != nil {
@@ -180,7 +211,12 @@ func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary
 	fmt.Fprintf(log, "allot bench: %s on %s: setting up %d tenants\n", cfg.Workload, store, len(p.tenants))
 	if !cfg.Embedded {
 		// A real server keeps what the run made unless it is removed.
-		defer a.cleanup(ctx, p.tenants, log)
+		defer func() {
+			a.cleanup(ctx, p.tenants, log)
+			for _, n := range slices.Backward(p.nodes) { // children before parents
+				a.cleanup(ctx, []string{n.id}, log)
+			}
+		}()
 	}
 	if err := a.setup(ctx, p); err != nil {
 		return nil, err
@@ -189,7 +225,11 @@ func runAllot(ctx context.Context, cfg Config, p *plan, log io.Writer) (*Summary
 	st, elapsed := drive(ctx, cfg, p, a, a)
 	s := st.summary(cfg, store, elapsed)
 	var err error
-	if s.Overshoot, s.Problems, err = a.check(ctx, p.tenants); err != nil {
+	checked := slices.Clone(p.tenants)
+	for _, n := range p.nodes {
+		checked = append(checked, n.id)
+	}
+	if s.Overshoot, s.Problems, err = a.check(ctx, checked); err != nil {
 		return nil, fmt.Errorf("checking the invariants: %w", err)
 	}
 	if cfg.Ceiling && cfg.Workload != "healthz" {
@@ -213,9 +253,54 @@ const instances = "compute.instances"
 // plan is the tenants of a run and their quotas.
 type plan struct {
 	tenants []string
-	hard    []int64  // hard quota of instances, per tenant
-	tokens  []string // tenant tokens for the read workloads, filled in by setup
-	reads   bool
+	hard    []int64 // hard quota of instances, per tenant
+	// nodes are the tenants above the claimed ones (--tree), created first,
+	// parents before children, each with a hard quota of instances set;
+	// parent names each claimed tenant's parent.
+	nodes  []treeNode
+	parent []string
+	tokens []string // tenant tokens for the read workloads, filled in by setup
+	reads  bool
+}
+
+// treeNode is a tenant above the claimed ones.
+type treeNode struct {
+	id, parent string
+	hard       int64
+}
+
+// newTreePlan is newPlan's tenants in a tree. claim: two organisations
+// over ten teams over the claimed tenants, so each claim has a 3-level
+// ancestry and every level a quota set (high, so the claimed tenants'
+// own quotas refuse as in the flat run). hot: the hot quota moves to a
+// parent and the claims spread over its ten children.
+func newTreePlan(cfg Config) *plan {
+	if cfg.Workload == "hot" {
+		flat := newPlan(cfg)
+		root := flat.tenants[0]
+		p := &plan{nodes: []treeNode{{id: root, hard: flat.hard[0]}}}
+		for i := range 10 {
+			p.tenants = append(p.tenants, fmt.Sprintf("%s-c%d", root, i))
+			p.hard = append(p.hard, 1<<40)
+			p.parent = append(p.parent, root)
+		}
+		p.tokens = make([]string, len(p.tenants))
+		return p
+	}
+	p := newPlan(cfg)
+	base := strings.TrimSuffix(p.tenants[0], "-0")
+	orgs, teams := 2, 10
+	for o := range orgs {
+		p.nodes = append(p.nodes, treeNode{id: fmt.Sprintf("%s-org%d", base, o), hard: 1 << 42})
+	}
+	for tm := range teams {
+		p.nodes = append(p.nodes, treeNode{id: fmt.Sprintf("%s-team%d", base, tm), parent: p.nodes[tm%orgs].id, hard: 1 << 41})
+	}
+	p.parent = make([]string, len(p.tenants))
+	for i := range p.tenants {
+		p.parent[i] = p.nodes[orgs+i%teams].id
+	}
+	return p
 }
 
 // newPlan names the run's tenants after a random run id, so that runs

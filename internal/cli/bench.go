@@ -81,13 +81,14 @@ a conditional UPDATE), and adds its figures and allot's ratio to them.`,
 	f.IntVar(&cfg.Processes, "processes", cfg.Processes, "with --embedded and a postgres:// --database: allot processes sharing it, the load spread over them")
 	f.StringVar(&cfg.Baseline, "baseline", "", "also run the workload on a hand-written baseline: postgres")
 	f.BoolVar(&cfg.Ceiling, "ceiling", cfg.Ceiling, "also measure GET /healthz, the ceiling, and report the workload as a ratio to it")
+	f.BoolVar(&cfg.Tree, "tree", false, "claim and hot: run the workload flat, then with the tenants in a tree (claim: 3-level ancestry; hot: the hot quota on a parent, claims spread over its children), and report the ratio")
 	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object, the last line of the output (as -o json does)")
 	return c
 }
 
 func benchTable(w io.Writer, s *bench.Summary) {
 	t := newTable("WORKLOAD", "STORE", "WORKERS", "SECONDS", "OPS/S", "P50", "P90", "P99", "MAX", "ADMITTED", "REFUSED", "ERRORS", "OVERSHOOT")
-	for _, x := range []*bench.Summary{s, s.Baseline} {
+	for _, x := range []*bench.Summary{s, s.Baseline, s.Tree} {
 		if x == nil {
 			continue
 		}
@@ -104,12 +105,15 @@ func benchTable(w io.Writer, s *bench.Summary) {
 	if s.Baseline != nil {
 		fmt.Fprintf(w, "\nallot does %.2f× the baseline's operations per second\n", s.Ratio)
 	}
+	if s.Tree != nil {
+		fmt.Fprintf(w, "\nin a tree, %s does %.2f× the flat run's operations per second\n", s.Workload, s.TreeRatio)
+	}
 }
 
 // benchNotes says what failed first and which invariants broke.
 func benchNotes(w io.Writer, s *bench.Summary) {
 	const shown = 10
-	for _, x := range []*bench.Summary{s, s.Baseline} {
+	for _, x := range []*bench.Summary{s, s.Baseline, s.Tree} {
 		if x == nil {
 			continue
 		}

@@ -226,3 +226,31 @@ func TestEventsFromAnArchive(t *testing.T) {
 		t.Fatalf("a changed archive: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestTenantsTree: an operator sees an organisation's projects and how
+// its allowance is split.
+func TestTenantsTree(t *testing.T) {
+	srv := setUp(t)
+	for _, args := range [][]string{
+		{"tenants", "create", "org", "--name", "Org"},
+		{"quotas", "set", "org", "compute.live_memory_mb", "1024"},
+		{"tenants", "create", "org-web", "--parent", "org"},
+		{"tenants", "create", "org-db", "--parent", "org"},
+		{"tenants", "update", "acme", "--parent", "org-web"},
+		{"consumers", "put", "org-db", "pg", "--kind", "compute.instance", "--state", "running", "--attr", "memory_mb=512"},
+	} {
+		if r := allot(t, srv, "", args...); r.code != 0 {
+			t.Fatalf("allot %v: %d %s", args, r.code, r.stderr)
+		}
+	}
+	r := allot(t, srv, "", "tenants", "tree", "org", "--resource", "compute.live_memory_mb")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	golden.Assert(t, filepath.Join("testdata", "tenants_tree_table.golden"), []byte(r.stdout))
+	// A cycle is refused with its code.
+	r = allot(t, srv, "", "tenants", "update", "org", "--parent", "acme")
+	if r.code != 1 || !strings.Contains(r.stderr, "parent_cycle") {
+		t.Fatalf("cycle: %d %s", r.code, r.stderr)
+	}
+}

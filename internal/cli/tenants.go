@@ -1,10 +1,12 @@
-// allot tenants: create, list, get, update and delete tenants.
+// allot tenants: create, list, get, update and delete tenants, and show
+// an organisation's tree.
 
 package cli
 
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,10 +14,10 @@ import (
 )
 
 func tenantsCommand(r *remote) *cobra.Command {
-	var name, plan string
+	var name, plan, parent string
 	create := &cobra.Command{Use: "create ID", Short: "Create a tenant", Args: args(cobra.ExactArgs(1)),
 		RunE: run(func(c *cobra.Command, a []string) error {
-			t, err := r.client().CreateTenant(c.Context(), client.CreateTenantRequest{ID: a[0], Name: name, Plan: plan})
+			t, err := r.client().CreateTenant(c.Context(), client.CreateTenantRequest{ID: a[0], Name: name, Plan: plan, Parent: parent})
 			if err != nil {
 				return err
 			}
@@ -23,6 +25,7 @@ func tenantsCommand(r *remote) *cobra.Command {
 		})}
 	create.Flags().StringVar(&name, "name", "", "display name (default: the id)")
 	create.Flags().StringVar(&plan, "plan", "", "plan the tenant starts from")
+	create.Flags().StringVar(&parent, "parent", "", "tenant to create it under (its quotas cap this one's too)")
 	list := &cobra.Command{Use: "list", Short: "List tenants", Args: args(cobra.NoArgs),
 		RunE: run(func(c *cobra.Command, a []string) error {
 			ts, err := r.client().Tenants(c.Context())
@@ -47,9 +50,10 @@ func tenantsCommand(r *remote) *cobra.Command {
 			fmt.Fprintf(r.stdout, "tenant %s deleted\n", printable(a[0]))
 			return nil
 		})}
-	var newName, newPlan string
-	update := &cobra.Command{Use: "update ID [--name NAME] [--plan PLAN]", Short: "Rename a tenant or move it to another plan (--plan '' for none)",
-		Args: args(cobra.ExactArgs(1)),
+	var newName, newPlan, newParent string
+	update := &cobra.Command{Use: "update ID [--name NAME] [--plan PLAN] [--parent PARENT]",
+		Short: "Rename a tenant, move it to another plan (--plan '' for none) or under another parent (--parent '' detaches it)",
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: run(func(c *cobra.Command, a []string) error {
 			var req client.UpdateTenantRequest
 			if c.Flags().Changed("name") {
@@ -58,8 +62,11 @@ func tenantsCommand(r *remote) *cobra.Command {
 			if c.Flags().Changed("plan") {
 				req.Plan = &newPlan
 			}
-			if req.Name == nil && req.Plan == nil {
-				return usageError{"nothing to change: give --name or --plan"}
+			if c.Flags().Changed("parent") {
+				req.Parent = client.MoveTo(newParent)
+			}
+			if req.Name == nil && req.Plan == nil && !req.Parent.Set {
+				return usageError{"nothing to change: give --name, --plan or --parent"}
 			}
 			t, err := r.client().UpdateTenant(c.Context(), a[0], req)
 			if err != nil {
@@ -69,13 +76,66 @@ func tenantsCommand(r *remote) *cobra.Command {
 		})}
 	update.Flags().StringVar(&newName, "name", "", "new display name")
 	update.Flags().StringVar(&newPlan, "plan", "", "new plan; empty for none")
-	return group("tenants", "Manage tenants", create, list, get, update, del)
+	update.Flags().StringVar(&newParent, "parent", "", "new parent; empty to detach (a root)")
+	var resource string
+	tree := &cobra.Command{Use: "tree ID [--resource RESOURCE]", Short: "Show a tenant and every tenant below it, with how its allowance is split",
+		Args: args(cobra.ExactArgs(1)),
+		RunE: run(func(c *cobra.Command, a []string) error {
+			tr, err := r.client().Tree(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			return r.show(tr, func(w io.Writer) { treeTable(w, tr, resource) })
+		})}
+	tree.Flags().StringVar(&resource, "resource", "", "show only this resource (default: those in use or set somewhere in the tree)")
+	return group("tenants", "Manage tenants", create, list, get, update, del, tree)
 }
 
 func tenantTable(w io.Writer, ts []client.Tenant) {
-	t := newTable("TENANT", "NAME", "PLAN")
+	t := newTable("TENANT", "NAME", "PLAN", "PARENT")
 	for _, x := range ts {
-		t.row(x.ID, x.Name, dash(x.Plan))
+		t.row(x.ID, x.Name, dash(x.Plan), dash(x.Parent))
+	}
+	t.print(w)
+}
+
+// treeTable shows a tree, one row per tenant and resource: its own usage,
+// its tree's, and the hard quota (set: it caps the tree; otherwise the
+// tenant's own default, shown in brackets).
+func treeTable(w io.Writer, tr *client.Tree, resource string) {
+	show := map[string]bool{}
+	for _, n := range tr.Nodes {
+		for _, res := range n.Resources {
+			if resource == "" && (res.Tree > 0 || res.Set) || res.Resource == resource {
+				show[res.Resource] = true
+			}
+		}
+	}
+	t := newTable("", "TENANT", "RESOURCE", "OWN", "TREE", "HARD", "USE")
+	for _, n := range tr.Nodes {
+		label := strings.Repeat("  ", n.Depth) + printable(n.ID)
+		first := true
+		for _, res := range n.Resources {
+			if !show[res.Resource] {
+				continue
+			}
+			mark, hard, use := "", fmt.Sprintf("(%d)", res.Hard), "-"
+			if res.OverQuota {
+				mark = "!"
+			}
+			if res.Set {
+				hard, use = fmt.Sprint(res.Hard), bar(res.Tree, res.Hard)
+			}
+			name := label
+			if !first {
+				name = ""
+			}
+			first = false
+			t.row(mark, name, res.Resource, fmt.Sprint(res.Used), fmt.Sprint(res.Tree), hard, use)
+		}
+		if first {
+			t.row("", label, "-", "", "", "", "")
+		}
 	}
 	t.print(w)
 }

@@ -47,9 +47,10 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// TenantReader answers a tenant as of the last commit: the engine.
+// TenantReader answers a tenant and its ancestors (parent first) as of
+// the last commit: the engine.
 type TenantReader interface {
-	View(ctx context.Context, tenant string) (*quota.TenantView, error)
+	Path(ctx context.Context, tenant string) ([]*quota.TenantView, error)
 }
 
 // New returns the dialect.
@@ -136,7 +137,7 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "DCS.1004", "The project ID does not match the token.")
 			return
 		}
-		v, err := d.tenants.View(r.Context(), project)
+		path, err := d.tenants.Path(r.Context(), project)
 		if quota.ErrorCode(err) == quota.CodeNotFound {
 			fail(w, http.StatusNotFound, "DCS.4001", "The project does not exist.")
 			return
@@ -145,8 +146,8 @@ func (d *Dialect) quota(withUser bool) http.HandlerFunc {
 			d.internal(w, r, err)
 			return
 		}
-		t, used := v.Tenant, v.Usage
-		q := quotas{Resources: []row{d.row("instance", t, used, d.instance), d.row("ram", t, used, d.ram)}}
+		t := path[0].Tenant
+		q := quotas{Resources: []row{d.row("instance", path, d.instance), d.row("ram", path, d.ram)}}
 		if withUser {
 			q.ResourceUser = &resourceUser{TenantID: t.ID, TenantName: t.Name}
 		}
@@ -175,7 +176,11 @@ type row struct {
 	Type  string  `json:"type"`
 }
 
-func (d *Dialect) row(typ string, t *quota.Tenant, used map[string]int64, res *quota.Resource) row {
+// row shows the tenant's own usage and, as its quota, its own hard quota
+// with the headroom of its path applied (quota.ShownHard): a client is not
+// told it may create what a parent's quota would refuse.
+func (d *Dialect) row(typ string, path []*quota.TenantView, res *quota.Resource) row {
+	t, used := path[0].Tenant, path[0].Usage
 	r := row{Type: typ}
 	if res == nil {
 		return r
@@ -191,7 +196,7 @@ func (d *Dialect) row(typ string, t *quota.Tenant, used map[string]int64, res *q
 	// told it has more room than it has; quotas and ranges round down.
 	r.Min = d.int32(t, typ, "min", req.Min/per)
 	r.Max = d.int32(t, typ, "max", req.Max/per)
-	r.Quota = d.int32(t, typ, "quota", d.cat.Hard(t, res)/per)
+	r.Quota = d.int32(t, typ, "quota", quota.ShownHard(d.cat, path, res)/per)
 	u := used[res.Name]
 	r.Used = d.int32(t, typ, "used", u/per+min(1, u%per))
 	return r

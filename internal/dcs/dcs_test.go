@@ -302,3 +302,44 @@ func TestCredentialsAPI(t *testing.T) {
 		t.Fatalf("access key used as a bearer token: %v", err)
 	}
 }
+
+// TestQuotaShowsThePathsHeadroom: a project under an organisation sees its
+// own quota lowered to what the organisation still lets it claim.
+func TestQuotaShowsThePathsHeadroom(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const org = "0000000000000000000000000000000a"
+	if _, err := f.admin.CreateTenant(ctx, client.CreateTenantRequest{ID: org}); err != nil {
+		t.Fatal(err)
+	}
+	five := int64(5)
+	if _, err := f.admin.SetQuota(ctx, org, "dcs.instances", client.SetQuotaRequest{Hard: &five}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{projectA, projectB} {
+		if _, err := f.admin.UpdateTenant(ctx, p, client.UpdateTenantRequest{Parent: client.MoveTo(org)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.admin.PutConsumer(ctx, projectB, "redis-b", client.PutConsumerRequest{
+		Kind: "dcs.instance", Attributes: map[string]int64{"capacity_mb": 128}}, client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := f.get("GET", "/v2/"+projectA+"/quota", token(f.tokenA))
+	var r struct {
+		Quotas struct {
+			Resources []struct {
+				Quota int32  `json:"quota"`
+				Used  int32  `json:"used"`
+				Type  string `json:"type"`
+			} `json:"resources"`
+		} `json:"quotas"`
+	}
+	if err := json.Unmarshal(a.body, &r); err != nil {
+		t.Fatal(err)
+	}
+	// Own quota 7, 3 in use; the organisation's 5 has 5-4 = 1 left: 3+1.
+	if row := r.Quotas.Resources[0]; row.Type != "instance" || row.Used != 3 || row.Quota != 4 {
+		t.Fatalf("instance row = %+v, want used 3 quota 4", row)
+	}
+}

@@ -32,11 +32,11 @@ func (s *keyStore) Token(_ context.Context, name string) (*quota.Token, error) {
 }
 
 // View answers the one project, as the engine would.
-func (s *keyStore) View(_ context.Context, id string) (*quota.TenantView, error) {
+func (s *keyStore) Path(_ context.Context, id string) ([]*quota.TenantView, error) {
 	if id != lockoutProject {
 		return nil, quota.Errorf(quota.CodeNotFound, "no tenant %s", id)
 	}
-	return &quota.TenantView{Tenant: &quota.Tenant{ID: id, Name: "p", Plan: "free"}, Usage: map[string]int64{}}, nil
+	return []*quota.TenantView{{Tenant: &quota.Tenant{ID: id, Name: "p", Plan: "free"}, Usage: map[string]int64{}}}, nil
 }
 
 // lockoutRig is the dialect over one real access key, with a clock the

@@ -54,9 +54,10 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// TenantReader answers a tenant as of the last commit: the engine.
+// TenantReader answers a tenant and its ancestors (parent first) as of
+// the last commit: the engine.
 type TenantReader interface {
-	View(ctx context.Context, tenant string) (*quota.TenantView, error)
+	Path(ctx context.Context, tenant string) ([]*quota.TenantView, error)
 }
 
 // New returns the dialect. Fields the catalog does not map to anything it
@@ -171,17 +172,17 @@ type item struct {
 }
 
 func (d *Dialect) item(r *http.Request, tenant string) (*item, error) {
-	v, err := d.tenants.View(r.Context(), tenant)
+	path, err := d.tenants.Path(r.Context(), tenant)
 	if err != nil {
 		return nil, err
 	}
-	t, used := v.Tenant, v.Usage
+	t, used := path[0].Tenant, path[0].Usage
 	it := &item{Status: "success", UUID: t.ID,
 		Used: ordered{keys: countFields}, Hard: ordered{keys: countFields}, Limits: ordered{keys: limitFields}}
 	for _, f := range countFields {
 		if res, _, _, _, ok := d.cat.Lookup(d.fields[f]); ok {
 			it.Used.vals = append(it.Used.vals, used[res.Name])
-			it.Hard.vals = append(it.Hard.vals, d.cat.Hard(t, res))
+			it.Hard.vals = append(it.Hard.vals, quota.ShownHard(d.cat, path, res))
 		} else {
 			it.Used.vals = append(it.Used.vals, 0)
 			it.Hard.vals = append(it.Hard.vals, 0)

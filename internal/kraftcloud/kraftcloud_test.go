@@ -380,3 +380,48 @@ func TestUnmappedFieldsAreZeroAndLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestHardShowsThePathsHeadroom: a user under an organisation sees its own
+// hard quota lowered to what the organisation's quota still lets it claim,
+// so the SDK is never told it may create what allot would refuse.
+func TestHardShowsThePathsHeadroom(t *testing.T) {
+	f := newFixture(t)
+	const org = "00000000-0000-4000-8000-00000000000a"
+	if _, err := f.cli.CreateTenant(f.ctx, client.CreateTenantRequest{ID: org}); err != nil {
+		t.Fatal(err)
+	}
+	mem := int64(1000)
+	if _, err := f.cli.SetQuota(f.ctx, org, "compute.live_memory_mb", client.SetQuotaRequest{Hard: &mem}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.cli.UpdateTenant(f.ctx, userUUID, client.UpdateTenantRequest{Parent: client.MoveTo(org)}); err != nil {
+		t.Fatal(err)
+	}
+	// A sibling takes 700 of the organisation's 1000.
+	const sibling = "0b9d7e5c-1111-4222-8333-944445555666"
+	if _, err := f.cli.UpdateTenant(f.ctx, sibling, client.UpdateTenantRequest{Parent: client.MoveTo(org)}); err != nil {
+		t.Fatal(err)
+	}
+	svc := client.New(f.srv.URL, client.WithToken(f.svc))
+	for tenant, mb := range map[string]int64{sibling: 700, userUUID: 100} {
+		if _, err := svc.PutConsumer(f.ctx, tenant, "i", client.PutConsumerRequest{Kind: "compute.instance", State: "running",
+			Attributes: map[string]int64{"memory_mb": mb}}, client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, body := f.get("/v1/users/quotas", f.user)
+	var r sdkResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	q := r.Data.Quotas[0]
+	// Own hard quota 2048, used 100; the organisation has 1000-800 = 200
+	// left, so hard shows 100+200.
+	if q.Used.LiveMemoryMb != 100 || q.Hard.LiveMemoryMb != 300 {
+		t.Fatalf("live_memory_mb used %d hard %d, want 100 and 300", q.Used.LiveMemoryMb, q.Hard.LiveMemoryMb)
+	}
+	// A quota the organisation does not set shows as the user's own.
+	if q.Hard.LiveInstances != 10 {
+		t.Fatalf("live_instances hard %d, want the user's own 10", q.Hard.LiveInstances)
+	}
+}

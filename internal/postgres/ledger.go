@@ -19,14 +19,17 @@ import (
 // lockLead elects the one process that writes snapshots and prunes.
 const lockLead int32 = lockOutbox + 1
 
-const snapshotColumns = `tenant, seq, time, usage::text, hard::text, plan`
+const snapshotColumns = `tenant, seq, time, usage::text, hard::text, plan, parent, below::text`
 
 func scanSnapshot(r pgx.Row) (*quota.Snapshot, error) {
 	s := &quota.Snapshot{}
 	var at int64
-	var usage, hard string
-	if err := r.Scan(&s.Tenant, &s.Seq, &at, &usage, &hard, &s.Plan); err != nil {
+	var usage, hard, below string
+	if err := r.Scan(&s.Tenant, &s.Seq, &at, &usage, &hard, &s.Plan, &s.Parent, &below); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(below), &s.Below); err != nil {
+		return nil, fmt.Errorf("snapshot of %s at %d: below: %w", s.Tenant, s.Seq, err)
 	}
 	s.Time = fromNanos(at)
 	if err := json.Unmarshal([]byte(usage), &s.Usage); err != nil {
@@ -45,6 +48,7 @@ func (s *Store) PutSnapshots(ctx context.Context, snaps []*quota.Snapshot) error
 	}
 	n := len(snaps)
 	tenants, usage, hard, plans := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	parents, below := make([]string, n), make([]string, n)
 	seqs, times := make([]int64, n), make([]int64, n)
 	for i, sn := range snaps {
 		u, err := json.Marshal(orEmpty(sn.Usage))
@@ -55,12 +59,19 @@ func (s *Store) PutSnapshots(ctx context.Context, snaps []*quota.Snapshot) error
 		if err != nil {
 			return err
 		}
+		b, err := json.Marshal(orEmpty(sn.Below))
+		if err != nil {
+			return err
+		}
 		tenants[i], seqs[i], times[i], usage[i], hard[i], plans[i] = sn.Tenant, sn.Seq, nanos(sn.Time), string(u), string(h), sn.Plan
+		parents[i], below[i] = sn.Parent, string(b)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (region, tenant, seq, time, usage, hard, plan)
-		SELECT $1, t, q, ti, u::jsonb, h::jsonb, p FROM unnest($2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[]) AS x (t, q, ti, u, h, p)
-		ON CONFLICT (region, tenant, seq) DO UPDATE SET time = excluded.time, usage = excluded.usage, hard = excluded.hard, plan = excluded.plan`,
-		s.region, tenants, seqs, times, usage, hard, plans)
+	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (region, tenant, seq, time, usage, hard, plan, parent, below)
+		SELECT $1, t, q, ti, u::jsonb, h::jsonb, p, pa, b::jsonb
+		FROM unnest($2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) AS x (t, q, ti, u, h, p, pa, b)
+		ON CONFLICT (region, tenant, seq) DO UPDATE SET time = excluded.time, usage = excluded.usage, hard = excluded.hard, plan = excluded.plan,
+			parent = excluded.parent, below = excluded.below`,
+		s.region, tenants, seqs, times, usage, hard, plans, parents, below)
 	if err != nil {
 		return quota.Unavailable(fmt.Errorf("postgres: writing snapshots: %w", err))
 	}
@@ -85,7 +96,7 @@ func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.T
 	}
 	rows, err := s.pool.Query(ctx, `SELECT m.i - 1,
 			(SELECT seq FROM snapshots WHERE region = $1 AND tenant = $2 AND time > m.at ORDER BY time, seq LIMIT 1),
-			s.tenant, s.seq, s.time, s.usage::text, s.hard::text, s.plan
+			s.tenant, s.seq, s.time, s.usage::text, s.hard::text, s.plan, s.parent, s.below::text
 		FROM unnest($3::int8[]) WITH ORDINALITY AS m (at, i)
 		LEFT JOIN LATERAL (SELECT * FROM snapshots WHERE region = $1 AND tenant = $2 AND time <= m.at
 			ORDER BY time DESC, seq DESC LIMIT 1) AS s ON true`, s.region, tenant, at)
@@ -96,8 +107,8 @@ func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.T
 	for rows.Next() {
 		var i int
 		var next, seq, tm *int64
-		var t, usage, hard, plan *string
-		if err := rows.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan); err != nil {
+		var t, usage, hard, plan, parent, below *string
+		if err := rows.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan, &parent, &below); err != nil {
 			return nil, quota.Unavailable(fmt.Errorf("postgres: reading snapshots: %w", err))
 		}
 		if next != nil {
@@ -106,7 +117,10 @@ func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.T
 		if seq == nil {
 			continue
 		}
-		sn := &quota.Snapshot{Tenant: *t, Seq: *seq, Time: fromNanos(*tm), Plan: *plan}
+		sn := &quota.Snapshot{Tenant: *t, Seq: *seq, Time: fromNanos(*tm), Plan: *plan, Parent: *parent}
+		if err := json.Unmarshal([]byte(*below), &sn.Below); err != nil {
+			return nil, fmt.Errorf("snapshot of %s at %d: below: %w", sn.Tenant, sn.Seq, err)
+		}
 		if err := json.Unmarshal([]byte(*usage), &sn.Usage); err != nil {
 			return nil, fmt.Errorf("snapshot of %s at %d: usage: %w", sn.Tenant, sn.Seq, err)
 		}

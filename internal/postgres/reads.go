@@ -162,7 +162,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		idFilter, filter, args = ` AND id = ANY($2)`, ` AND tenant = ANY($2)`, append(args, ids)
 	}
 	out := map[string]*quota.Tenant{}
-	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at, created_seq, thresholds::text FROM tenants WHERE region = $1`+idFilter, args...)
+	rows, err := q.Query(ctx, `SELECT id, name, plan, created_at, created_seq, thresholds::text, coalesce(parent, '') FROM tenants WHERE region = $1`+idFilter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tenants: %w", err)
 	}
@@ -170,7 +170,7 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		t := &quota.Tenant{} // override maps only for tenants that have overrides: most have none
 		var created int64
 		var thresholds *string
-		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &t.CreatedSeq, &thresholds); err != nil {
+		if err := r.Scan(&t.ID, &t.Name, &t.Plan, &created, &t.CreatedSeq, &thresholds, &t.Parent); err != nil {
 			return struct{}{}, err
 		}
 		t.CreatedAt = fromNanos(created)
@@ -235,10 +235,16 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 }
 
 func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
+	return loadUsageOf(ctx, q, "usage", region, tenants)
+}
+
+// loadUsageOf reads a table of usage rows: usage (a tenant's own) or
+// subtree_usage (its descendants').
+func loadUsageOf(ctx context.Context, q querier, table, region string, tenants []string) (map[string]map[string]int64, error) {
 	out := map[string]map[string]int64{}
-	query, args := `SELECT tenant, resource, used FROM usage WHERE region = $1 AND used > 0`, []any{region}
+	query, args := `SELECT tenant, resource, used FROM `+table+` WHERE region = $1 AND used > 0`, []any{region}
 	if tenants != nil { // nil: every tenant's non-zero usage
-		query, args = `SELECT tenant, resource, used FROM usage WHERE region = $1 AND tenant = ANY($2)`, []any{region, tenants}
+		query, args = `SELECT tenant, resource, used FROM `+table+` WHERE region = $1 AND tenant = ANY($2)`, []any{region, tenants}
 	}
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {

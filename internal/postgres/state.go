@@ -44,6 +44,10 @@ func loadRecords(ctx context.Context, q querier, region string, ids []string) ([
 	if err != nil {
 		return nil, err
 	}
+	below, err := loadUsageOf(ctx, q, "subtree_usage", region, ids)
+	if err != nil {
+		return nil, err
+	}
 	query, args := `SELECT id, version FROM tenants WHERE region = $1`, []any{region}
 	if ids != nil {
 		query, args = query+` AND id = ANY($2)`, append(args, ids)
@@ -67,7 +71,7 @@ func loadRecords(ctx context.Context, q querier, region string, ids []string) ([
 	}
 	out := make([]*quota.TenantRecord, 0, len(ts))
 	for _, id := range slices.Sorted(maps.Keys(ts)) {
-		out = append(out, &quota.TenantRecord{Tenant: ts[id], Usage: usage[id], Version: versions[id]})
+		out = append(out, &quota.TenantRecord{Tenant: ts[id], Usage: usage[id], Below: below[id], Version: versions[id]})
 	}
 	return out, nil
 }

@@ -105,6 +105,30 @@ func (t *tx) TenantConsumers(ctx context.Context, tenant string, kinds []string,
 	return loadConsumers(ctx, t.t, query, args...)
 }
 
+// Subtree implements quota.Tx.
+func (t *tx) Subtree(ctx context.Context, root string) (map[string]string, error) {
+	rows, err := t.t.Query(ctx, `WITH RECURSIVE below (id, parent, depth) AS (
+			SELECT id, parent, 1 FROM tenants WHERE region = $1 AND parent = $2
+			UNION ALL SELECT c.id, c.parent, b.depth + 1 FROM tenants AS c JOIN below AS b ON c.region = $1 AND c.parent = b.id WHERE b.depth < 64)
+		SELECT id, parent FROM below`, t.s.region, root)
+	if err != nil {
+		return nil, fmt.Errorf("reading the subtree of %s: %w", root, err)
+	}
+	out := map[string]string{}
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		var id, parent string
+		if err := r.Scan(&id, &parent); err != nil {
+			return struct{}{}, err
+		}
+		out[id] = parent
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the subtree of %s: %w", root, err)
+	}
+	return out, nil
+}
+
 // Tokens implements quota.Tx; it locks the names, so two processes
 // creating one token name serialize.
 func (t *tx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {
@@ -129,15 +153,19 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 	}
 	for _, id := range w.DeleteTenants {
 		b.Queue(`DELETE FROM outbox WHERE region = $1 AND webhook IN (SELECT id FROM webhooks WHERE region = $1 AND tenant = $2)`, r, id)
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks", "snapshots"} {
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "subtree_usage", "tokens", "requests", "webhooks", "snapshots"} {
 			b.Queue(`DELETE FROM `+table+` WHERE region = $1 AND tenant = $2`, r, id)
 		}
 		b.Queue(`DELETE FROM tenants WHERE region = $1 AND id = $2`, r, id)
 	}
 	for _, tn := range w.CreateTenants {
-		b.Queue(`INSERT INTO tenants (region, id, name, plan, created_at, thresholds) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds`,
-			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds))
+		var parent *string
+		if tn.Parent != "" {
+			parent = &tn.Parent
+		}
+		b.Queue(`INSERT INTO tenants (region, id, name, plan, created_at, thresholds, parent) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds, parent = excluded.parent`,
+			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds), parent)
 	}
 	for _, q := range w.Quotas {
 		var min, max *int64
@@ -182,6 +210,15 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 			tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
 		}
 		b.Queue(`INSERT INTO usage (region, tenant, resource, used)
+			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
+			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, tenants, resources, used)
+	}
+	if n := len(w.Below); n > 0 {
+		tenants, resources, used := make([]string, n), make([]string, n), make([]int64, n)
+		for i, u := range w.Below {
+			tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
+		}
+		b.Queue(`INSERT INTO subtree_usage (region, tenant, resource, used)
 			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
 			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, tenants, resources, used)
 	}

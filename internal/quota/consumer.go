@@ -163,7 +163,7 @@ func (c *Catalog) CheckQuotas(t *Tenant, used map[string]int64, delta Footprint)
 		}
 		u, hard := used[res.Name], c.Hard(t, res)
 		if sum, ok := add(u, d); !ok || sum > hard {
-			vs = append(vs, Violation{Resource: res.Name, Used: u, Hard: hard, Requested: d, Available: max(0, hard-u)})
+			vs = append(vs, Violation{Tenant: t.ID, Resource: res.Name, Used: u, Hard: hard, Requested: d, Available: max(0, hard-u)})
 		}
 	}
 	if vs == nil {

@@ -38,6 +38,9 @@ type EngineConfig struct {
 	// NewID returns a fresh identifier with a prefix, for requests and
 	// webhooks; default random.
 	NewID func(prefix string) string
+	// MaxDepth is how many levels a tree of tenants may have; default
+	// DefaultMaxDepth.
+	MaxDepth int
 }
 
 // Engine is the write path: a bounded queue in front of one committer. The
@@ -98,7 +101,9 @@ type request struct {
 }
 
 // solo reports whether r must be decided in a batch of its own.
-func (r *request) solo() bool { return r.alone || r.change.Ops[0].Type().exclusive() }
+func (r *request) solo() bool {
+	return r.alone || r.change.Ops[0].Type().exclusive() || moves(r.change.Ops[0])
+}
 
 // batch is requests evaluated together, on their way to the writer.
 type batch struct {
@@ -127,6 +132,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 30 * time.Second
 	}
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = DefaultMaxDepth
+	}
 	if cfg.CacheConsumers <= 0 {
 		cfg.CacheConsumers = 1_000_000
 	}
@@ -148,7 +156,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 		done: make(chan struct{}), committed: make(chan struct{}),
 		writer: make(chan *batch, 8), views: newViews(),
 	}
-	e.st = newState(cfg.Catalog, cfg.CacheConsumers, e.committedBatch.Load)
+	e.st = newState(cfg.Catalog, cfg.CacheConsumers, cfg.MaxDepth, e.committedBatch.Load)
 	return e
 }
 
@@ -293,7 +301,7 @@ func (e *Engine) validate(ch *Change) error {
 			}
 			return qe
 		}
-		if op.Type().exclusive() && len(ch.Ops) > 1 {
+		if (op.Type().exclusive() || moves(op)) && len(ch.Ops) > 1 {
 			return Errorf(CodeInvalid, "%s must be the only operation of its change", op.Type())
 		}
 	}
@@ -385,13 +393,12 @@ func (e *Engine) evaluate(reqs []*request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CommitTimeout)
 	defer cancel()
-	tenants := sortedKeys(n.tenants)
-	tx, err := e.store.Begin(ctx, tenants)
+	tx, err := e.lock(ctx, n)
 	if err != nil {
 		e.fail(reqs, start, err)
 		return
 	}
-	ws, err := e.load(ctx, tx, tenants, n)
+	ws, err := e.load(ctx, tx, n)
 	if err != nil {
 		tx.Rollback()
 		e.fail(reqs, start, err)
@@ -425,35 +432,78 @@ func (e *Engine) evaluate(reqs []*request) {
 	e.writer <- b
 }
 
-// load brings memory up to date for the batch and builds its workset. With
-// a shared store, a tenant whose stored version differs from memory's was
-// changed by another process: it is read again, under the batch's lock.
-func (e *Engine) load(ctx context.Context, tx Tx, tenants []string, n *needs) (*workset, error) {
+// maxRelocks bounds how often a batch locks again because the ancestry it
+// read under its locks named tenants it had not locked.
+const maxRelocks = 8
+
+// lock begins the batch's transaction, locking its tenants and every
+// ancestor of theirs, in one order (the store's), so that claims under one
+// parent serialize on it and claims in unrelated trees do not. With a
+// shared store, another process may have moved a tenant: the tenants whose
+// versions changed are read again under the locks, and when their
+// ancestry names a tenant not locked, the batch locks again, with it.
+func (e *Engine) lock(ctx context.Context, n *needs) (Tx, error) {
+	e.st.closure(n.tenants)
+	for attempt := 1; ; attempt++ {
+		tenants := sortedKeys(n.tenants)
+		tx, err := e.store.Begin(ctx, tenants)
+		if err != nil {
+			return nil, err
+		}
+		if !e.store.Shared() {
+			return tx, nil
+		}
+		if err := e.refresh(ctx, tx, tenants); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if !e.st.closure(n.tenants) {
+			return tx, nil
+		}
+		tx.Rollback()
+		if attempt == maxRelocks {
+			return nil, Errorf(CodeUnavailable, "the tree of tenants kept changing while the change was decided; retry shortly")
+		}
+	}
+}
+
+// refresh reads again, under the batch's locks, the tenants whose stored
+// version differs from memory's: another process changed them.
+func (e *Engine) refresh(ctx context.Context, tx Tx, tenants []string) error {
+	stored, _ := tx.Versions()
+	var stale []string
+	for _, id := range tenants {
+		var have int64
+		if ts := e.st.tenants[id]; ts != nil {
+			have = ts.version
+		}
+		if stored[id] != have {
+			stale = append(stale, id)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	records, err := tx.Tenants(ctx, stale)
+	if err != nil {
+		return err
+	}
+	fresh := map[string]*TenantRecord{}
+	for _, r := range records {
+		fresh[r.Tenant.ID] = r
+	}
+	for _, id := range stale {
+		e.st.replace(id, fresh[id])
+	}
+	return nil
+}
+
+// load brings memory up to date for the batch and builds its workset: the
+// tenants are fresh (lock), and so must the webhooks be, with a shared
+// store.
+func (e *Engine) load(ctx context.Context, tx Tx, n *needs) (*workset, error) {
 	if e.store.Shared() {
-		stored, hooks := tx.Versions()
-		var stale []string
-		for _, id := range tenants {
-			var have int64
-			if ts := e.st.tenants[id]; ts != nil {
-				have = ts.version
-			}
-			if stored[id] != have {
-				stale = append(stale, id)
-			}
-		}
-		if len(stale) > 0 {
-			records, err := tx.Tenants(ctx, stale)
-			if err != nil {
-				return nil, err
-			}
-			fresh := map[string]*TenantRecord{}
-			for _, r := range records {
-				fresh[r.Tenant.ID] = r
-			}
-			for _, id := range stale {
-				e.st.replace(id, fresh[id])
-			}
-		}
+		_, hooks := tx.Versions()
 		if hooks != e.st.webhooksVersion {
 			list, version, err := e.store.LoadWebhooks(ctx)
 			if err != nil {

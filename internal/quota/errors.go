@@ -41,6 +41,13 @@ const (
 	// CodeEventsPruned: events after the position asked for are pruned (the
 	// message names the oldest position to read after).
 	CodeEventsPruned Code = "events_pruned"
+	// The tree of tenants: a parent that does not exist, a parent that
+	// would make the tenant its own ancestor, a tree deeper than allowed,
+	// and deleting a tenant that still has children.
+	CodeParentNotFound Code = "parent_not_found"
+	CodeParentCycle    Code = "parent_cycle"
+	CodeTreeTooDeep    Code = "tree_too_deep"
+	CodeHasChildren    Code = "tenant_has_children"
 )
 
 // Error is a domain error with a code, a message fit for the caller and, for
@@ -93,9 +100,12 @@ func ErrorCode(err error) Code {
 }
 
 // Violation says why one resource or one attribute refused a claim. Exactly
-// one of the two shapes is set: Resource (with Used, Hard, Requested,
-// Available) or Kind and Attribute (with Value, Min, Max).
+// one of the two shapes is set: Resource (with Tenant, Used, Hard,
+// Requested, Available) or Kind and Attribute (with Value, Min, Max).
+// Tenant is the level of the tree whose quota refused: the tenant claimed
+// on or one of its ancestors, whose Used is then its tree usage.
 type Violation struct {
+	Tenant    string
 	Resource  string
 	Used      int64
 	Hard      int64
@@ -110,6 +120,7 @@ type Violation struct {
 }
 
 type resourceViolation struct {
+	Tenant    string `json:"tenant,omitempty"`
 	Resource  string `json:"resource"`
 	Used      int64  `json:"used"`
 	Hard      int64  `json:"hard"`
@@ -127,7 +138,7 @@ type attributeViolation struct {
 
 func (v Violation) MarshalJSON() ([]byte, error) {
 	if v.Resource != "" {
-		return json.Marshal(resourceViolation{v.Resource, v.Used, v.Hard, v.Requested, v.Available})
+		return json.Marshal(resourceViolation{v.Tenant, v.Resource, v.Used, v.Hard, v.Requested, v.Available})
 	}
 	return json.Marshal(attributeViolation{v.Kind, v.Attribute, v.Value, v.Min, v.Max})
 }
@@ -144,6 +155,6 @@ func (v *Violation) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	r, a := w.resourceViolation, w.attributeViolation
-	*v = Violation{r.Resource, r.Used, r.Hard, r.Requested, r.Available, a.Kind, a.Attribute, a.Value, a.Min, a.Max}
+	*v = Violation{r.Tenant, r.Resource, r.Used, r.Hard, r.Requested, r.Available, a.Kind, a.Attribute, a.Value, a.Min, a.Max}
 	return nil
 }

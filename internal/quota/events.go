@@ -16,6 +16,8 @@ const (
 	EventTenantCreate     EventType = "tenant.create"
 	EventTenantUpdate     EventType = "tenant.update"
 	EventTenantDelete     EventType = "tenant.delete"
+	EventTenantMove       EventType = "tenant.move"   // a tenant (and its subtree) under another parent
+	EventSubtreeUsage     EventType = "usage.subtree" // what a tenant's descendants use, once per batch that changed it
 	EventTokenCreate      EventType = "token.create"
 	EventTokenRevoke      EventType = "token.revoke"
 	EventRequestCreate    EventType = "request.create"
@@ -30,7 +32,7 @@ const (
 var EventTypes = []EventType{
 	EventConsumerPut, EventConsumerDelete, EventConsumerExpired,
 	EventQuotaSet, EventThreshold, EventLimitSet, EventThresholdsSet,
-	EventTenantCreate, EventTenantUpdate, EventTenantDelete,
+	EventTenantCreate, EventTenantUpdate, EventTenantDelete, EventTenantMove, EventSubtreeUsage,
 	EventTokenCreate, EventTokenRevoke,
 	EventRequestCreate, EventRequestSupersede, EventRequestApprove, EventRequestDeny,
 	EventWebhookCreate, EventWebhookDelete,
@@ -51,7 +53,7 @@ func (t EventType) Known() bool {
 // threshold crossings, which are many and derived from the claims).
 func (t EventType) Audit() bool {
 	switch t {
-	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired, EventThreshold:
+	case EventConsumerPut, EventConsumerDelete, EventConsumerExpired, EventThreshold, EventSubtreeUsage:
 		return false
 	}
 	return true

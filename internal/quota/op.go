@@ -29,7 +29,7 @@ const (
 	OpSetQuota       OpType = "set_quota"
 	OpSetLimit       OpType = "set_limit"
 	OpCreateTenant   OpType = "create_tenant"
-	OpUpdateTenant   OpType = "update_tenant" // name and plan
+	OpUpdateTenant   OpType = "update_tenant" // name, plan and parent
 	OpDeleteTenant   OpType = "delete_tenant"
 	OpPutToken       OpType = "put_token"
 	OpRevokeToken    OpType = "revoke_token"
@@ -99,6 +99,7 @@ type needs struct {
 	tokens    map[string]bool
 	requests  []string            // by id, besides every pending one of the tenants
 	counts    []string            // tenants whose consumers must be counted
+	subtrees  []string            // tenants whose descendants must be read
 	listed    map[string][]string // tenant → kinds whose consumers must all be listed
 	// settled: the op reads what the store holds of tokens, requests or
 	// consumer counts, so the batches before it must be committed first.

@@ -2,9 +2,11 @@ package quota
 
 import "strings"
 
-// CreateTenant creates a tenant, on a plan or the catalog's defaults.
+// CreateTenant creates a tenant, on a plan or the catalog's defaults, as a
+// root or under a parent.
 type CreateTenant struct {
 	Tenant, Name, Plan string
+	Parent             string // "": a root
 }
 
 func (*CreateTenant) Type() OpType { return OpCreateTenant }
@@ -19,10 +21,21 @@ func (op *CreateTenant) check(c *checker) error {
 	if op.Plan != "" && c.cat.Plans[op.Plan] == nil {
 		return Errorf(CodeInvalid, "unknown plan %q", truncate(op.Plan, 140))
 	}
+	if op.Parent != "" {
+		if err := checkTenant(&op.Parent); err != nil {
+			return err
+		}
+		if op.Parent == op.Tenant {
+			return Errorf(CodeParentCycle, "tenant %q cannot be its own parent", op.Tenant)
+		}
+	}
 	return nil
 }
 
-func (op *CreateTenant) needs(n *needs) { n.tenant(op.Tenant) }
+func (op *CreateTenant) needs(n *needs) {
+	n.tenant(op.Tenant)
+	n.tenant(op.Parent)
+}
 
 func (op *CreateTenant) apply(ws *workset, ch *Change) (OpResult, error) {
 	if ws.tenants[op.Tenant] != nil {
@@ -34,10 +47,18 @@ func (op *CreateTenant) apply(ws *workset, ch *Change) (OpResult, error) {
 	if other := ws.st.caseFold(op.Tenant); other != "" {
 		return OpResult{}, Errorf(CodeConflict, "tenant %q exists already, spelled %q; ids that differ only by case are not allowed", op.Tenant, other)
 	}
-	t := &Tenant{ID: op.Tenant, Name: op.Name, Plan: op.Plan, CreatedAt: ws.now,
+	if op.Parent != "" {
+		if ws.tenants[op.Parent] == nil {
+			return OpResult{}, Errorf(CodeParentNotFound, "parent %q not found", op.Parent)
+		}
+		if d := ws.depth(op.Parent) + 1; d > ws.st.maxDepth {
+			return OpResult{}, Errorf(CodeTreeTooDeep, "under %q the tenant would be at level %d; a tree has at most %d levels", op.Parent, d, ws.st.maxDepth)
+		}
+	}
+	t := &Tenant{ID: op.Tenant, Name: op.Name, Plan: op.Plan, Parent: op.Parent, CreatedAt: ws.now,
 		Quotas: map[string]QuotaOverride{}, Limits: map[string]Range{}}
 	ws.setTenant(op.Tenant, t)
-	ws.event(ch, EventTenantCreate, op.Tenant, op.Tenant, nil, tenantView{t.Name, t.Plan})
+	ws.event(ch, EventTenantCreate, op.Tenant, op.Tenant, nil, tenantView{t.Name, t.Plan, t.Parent})
 	return OpResult{Tenant: t, Created: true, Changed: true, Usage: map[string]int64{}}, nil
 }
 

@@ -49,7 +49,7 @@ func (op *Decide) apply(ws *workset, ch *Change) (OpResult, error) {
 		return OpResult{Request: &d, Changed: true, Usage: ws.usageOf(op.Tenant)}, nil
 	}
 	// Usage may have grown since the request was made.
-	if used := ws.usage[op.Tenant][r.Resource]; r.Value < used {
+	if used := ws.treeUsed(op.Tenant, r.Resource); r.Value < used {
 		return OpResult{}, Errorf(CodeBelowUsage, "%s is %d in use now; a hard quota of %d would be below that", r.Resource, used, r.Value)
 	}
 	a, err := ws.approve(*ch, r, ch.Actor, op.Comment)

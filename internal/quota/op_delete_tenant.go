@@ -1,6 +1,7 @@
 package quota
 
-// DeleteTenant deletes a tenant that owns no consumers, with its
+// DeleteTenant deletes a tenant that owns no consumers and has no
+// children, with its
 // overrides, usage, tokens, requests and webhooks.
 type DeleteTenant struct {
 	Tenant string
@@ -15,6 +16,7 @@ func (op *DeleteTenant) check(*checker) error { return checkTenant(&op.Tenant) }
 func (op *DeleteTenant) needs(n *needs) {
 	n.tenant(op.Tenant)
 	n.counts = append(n.counts, op.Tenant)
+	n.subtrees = append(n.subtrees, op.Tenant)
 	n.settled = true
 }
 
@@ -26,9 +28,12 @@ func (op *DeleteTenant) apply(ws *workset, ch *Change) (OpResult, error) {
 	if n := ws.counts[op.Tenant]; n > 0 {
 		return OpResult{}, Errorf(CodeConflict, "tenant %q still owns %d consumers; delete them first", op.Tenant, n)
 	}
+	if below := ws.subtrees[op.Tenant]; len(below) > 0 {
+		return OpResult{}, Errorf(CodeHasChildren, "tenant %q has %d tenants below it; move or delete them first", op.Tenant, len(below))
+	}
 	ws.setTenant(op.Tenant, nil)
 	ws.deletedTenants[op.Tenant] = true
 	ws.undo = append(ws.undo, func() { delete(ws.deletedTenants, op.Tenant) })
-	ws.event(ch, EventTenantDelete, op.Tenant, op.Tenant, tenantView{t.Name, t.Plan}, nil)
+	ws.event(ch, EventTenantDelete, op.Tenant, op.Tenant, tenantView{t.Name, t.Plan, t.Parent}, nil)
 	return OpResult{Tenant: t, Changed: true}, nil
 }

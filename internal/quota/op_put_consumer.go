@@ -85,7 +85,7 @@ func (op *PutConsumer) apply(ws *workset, ch *Change) (OpResult, error) {
 		if err := checkOverflow(ws.usage[op.Tenant], delta); err != nil {
 			return OpResult{}, err
 		}
-	} else if err := ws.cat.CheckQuotas(t, ws.usage[op.Tenant], delta); err != nil {
+	} else if err := ws.checkQuotas(t, delta); err != nil {
 		return OpResult{}, err
 	}
 	c := &Consumer{

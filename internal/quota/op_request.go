@@ -44,7 +44,7 @@ func (op *RequestQuota) apply(ws *workset, ch *Change) (OpResult, error) {
 	if rg := ws.cat.Requestable(t, res); !rg.Contains(op.Value) {
 		return OpResult{}, Errorf(CodeOutsideRange, "%s may be requested from %d to %d, not %d", res.Name, rg.Min, rg.Max, op.Value)
 	}
-	if used := ws.usage[op.Tenant][res.Name]; op.Value < used {
+	if used := ws.treeUsed(op.Tenant, res.Name); op.Value < used {
 		return OpResult{}, Errorf(CodeBelowUsage, "%s is %d in use; a hard quota of %d would be below that", res.Name, used, op.Value)
 	}
 	open := ws.openRequest(op.Tenant, res.Name)

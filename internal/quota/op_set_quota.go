@@ -47,6 +47,6 @@ func (op *SetQuota) apply(ws *workset, ch *Change) (OpResult, error) {
 	ws.dirtyQuotas[[2]string{op.Tenant, op.Resource}] = true
 	after := quotaView{ws.cat.Hard(nt, res), ws.cat.Requestable(nt, res)}
 	ws.event(ch, EventQuotaSet, op.Tenant, op.Resource, before, after)
-	used := ws.usage[op.Tenant][op.Resource]
+	used := ws.treeUsed(op.Tenant, op.Resource)
 	return OpResult{Tenant: nt, Changed: true, Usage: ws.usageOf(op.Tenant), OverQuota: used > after.Hard}, nil
 }

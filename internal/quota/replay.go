@@ -19,11 +19,16 @@ type Replay struct {
 	Hard map[string]map[string]int64
 	// Plans holds each tenant's plan, from tenant.create and tenant.update.
 	Plans map[string]string
+	// Parents holds each tenant's parent ("": a root), from tenant.create
+	// and tenant.move; Below, what its descendants use, from usage.subtree.
+	Parents map[string]string
+	Below   map[string]map[string]int64
 }
 
 // NewReplay returns an empty replay.
 func NewReplay() *Replay {
-	return &Replay{Usage: map[string]map[string]int64{}, Hard: map[string]map[string]int64{}, Plans: map[string]string{}}
+	return &Replay{Usage: map[string]map[string]int64{}, Hard: map[string]map[string]int64{}, Plans: map[string]string{},
+		Parents: map[string]string{}, Below: map[string]map[string]int64{}}
 }
 
 // Seed starts a tenant from a snapshot: the events fed next are those
@@ -35,6 +40,8 @@ func (r *Replay) Seed(s *Snapshot) {
 	}
 	r.Hard[s.Tenant] = maps.Clone(s.Hard)
 	r.Plans[s.Tenant] = s.Plan
+	r.Parents[s.Tenant] = s.Parent
+	r.Below[s.Tenant] = maps.Clone(s.Below)
 }
 
 // SnapshotOf is what the replay holds for tenant, as a snapshot at seq;
@@ -44,7 +51,8 @@ func (r *Replay) SnapshotOf(tenant string, seq int64, at time.Time) *Snapshot {
 	if !ok && r.Usage[tenant] == nil {
 		return nil
 	}
-	return &Snapshot{Tenant: tenant, Seq: seq, Time: at, Usage: maps.Clone(r.Usage[tenant]), Hard: maps.Clone(r.Hard[tenant]), Plan: plan}
+	return &Snapshot{Tenant: tenant, Seq: seq, Time: at, Usage: maps.Clone(r.Usage[tenant]), Hard: maps.Clone(r.Hard[tenant]), Plan: plan,
+		Parent: r.Parents[tenant], Below: maps.Clone(r.Below[tenant])}
 }
 
 // Apply feeds one event.
@@ -79,12 +87,57 @@ func (r *Replay) Apply(e *Event) error {
 			return fmt.Errorf("event %d: %w", e.Seq, err)
 		}
 		r.Plans[e.Tenant] = after.Plan
+		if e.Type == EventTenantCreate {
+			r.Parents[e.Tenant] = after.Parent
+		}
+	case EventTenantMove:
+		var after moveView
+		if err := unmarshalView(e.After, &after); err != nil {
+			return fmt.Errorf("event %d: %w", e.Seq, err)
+		}
+		r.Parents[e.Tenant] = after.Parent
+	case EventSubtreeUsage:
+		var after belowView
+		if err := unmarshalView(e.After, &after); err != nil {
+			return fmt.Errorf("event %d: %w", e.Seq, err)
+		}
+		r.Below[e.Tenant] = after.Below
 	case EventTenantDelete:
 		delete(r.Usage, e.Tenant)
 		delete(r.Hard, e.Tenant)
 		delete(r.Plans, e.Tenant)
+		delete(r.Parents, e.Tenant)
+		delete(r.Below, e.Tenant)
 	}
 	return nil
+}
+
+// Tree is a tenant's tree usage of a resource as replayed: its own and
+// what its descendants use.
+func (r *Replay) Tree(tenant, resource string) int64 {
+	return r.Usage[tenant][resource] + r.Below[tenant][resource]
+}
+
+// SumBelow recomputes, from the replayed usage and parents alone, what
+// each tenant's descendants use: the tree invariant is that it equals
+// Below for every tenant.
+func (r *Replay) SumBelow() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for t, u := range r.Usage {
+		p := r.Parents[t]
+		for i := 0; p != "" && i < maxAncestors; i++ {
+			if out[p] == nil {
+				out[p] = map[string]int64{}
+			}
+			for res, v := range u {
+				if v != 0 {
+					out[p][res] += v
+				}
+			}
+			p = r.Parents[p]
+		}
+	}
+	return out
 }
 
 func unmarshalView(b json.RawMessage, v any) error {

@@ -17,6 +17,11 @@ type ResourceUse struct {
 	Resource    *Resource
 	Used, Hard  int64
 	Requestable Range
+	// Tree: Used is the tenant's tree usage and Hard the quota set for
+	// its tree (over-quota reports).
+	Tree bool
+	// Below is what the tenant's descendants use (usage at a time).
+	Below int64
 }
 
 // Over reports whether the use is above the hard quota.
@@ -36,12 +41,27 @@ type OverQuota struct {
 // OverQuota lists the tenants whose usage exceeds a hard quota, the one
 // most over first.
 func (c *Catalog) OverQuota(tenants []*Tenant, usage map[string]map[string]int64) []OverQuota {
+	views := make([]*TenantView, len(tenants))
+	for i, t := range tenants {
+		views[i] = &TenantView{Tenant: t, Usage: usage[t.ID]}
+	}
+	return c.OverQuotaViews(views)
+}
+
+// OverQuotaViews lists the tenants whose own usage exceeds their hard
+// quota, or whose tree usage exceeds the quota set for their tree (after a
+// move under a full parent, or a parent's quota lowered), the one most
+// over first.
+func (c *Catalog) OverQuotaViews(views []*TenantView) []OverQuota {
 	var out []OverQuota
-	for _, t := range tenants {
+	for _, v := range views {
+		t := v.Tenant
 		var over []ResourceUse
 		for _, res := range c.Resources {
-			if u := c.Use(t, res, usage[t.ID]); u.Over() {
+			if u := c.Use(t, res, v.Usage); u.Over() {
 				over = append(over, u)
+			} else if hard, set := c.SetHard(t, res); set && v.Below[res.Name] > 0 && v.Tree(res.Name) > hard {
+				over = append(over, ResourceUse{Resource: res, Used: v.Tree(res.Name), Hard: hard, Requestable: c.Requestable(t, res), Tree: true})
 			}
 		}
 		if over != nil {
@@ -163,7 +183,7 @@ func (h *History) sample() {
 		if !ok {
 			hard = h.cat.Hard(base, res)
 		}
-		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard})
+		s.Resources = append(s.Resources, ResourceUse{Resource: res, Used: h.replay.Usage[id][res.Name], Hard: hard, Below: h.replay.Below[id][res.Name]})
 	}
 	h.samples = append(h.samples, s)
 }

@@ -67,7 +67,7 @@ func TestHistorySamplesAcrossTheLedger(t *testing.T) {
 			Footprint: Footprint{"compute.volumes": 1, "compute.total_volume_mb": size}}
 	}
 	events := []*Event{
-		{Seq: 1, Time: at(0), Type: EventTenantCreate, Tenant: "t", After: view(tenantView{"T", ""})},
+		{Seq: 1, Time: at(0), Type: EventTenantCreate, Tenant: "t", After: view(tenantView{Name: "T"})},
 		{Seq: 2, Time: at(1), Type: EventConsumerPut, Tenant: "t", Subject: "v1", After: view(vol(100))},
 		{Seq: 3, Time: at(3), Type: EventQuotaSet, Tenant: "t", Subject: "compute.volumes", After: view(quotaView{Hard: 4})},
 		{Seq: 4, Time: at(5), Type: EventConsumerDelete, Tenant: "t", Subject: "v1", Before: view(vol(100))},

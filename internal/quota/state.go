@@ -19,12 +19,14 @@ type state struct {
 	// make it complete.
 	completeLimit int
 	folded        map[string]string // lower-cased id → id, built on demand
+	maxDepth      int               // levels a tree of tenants may have
 }
 
 type tenantState struct {
 	id      string
 	t       *Tenant          // replaced, never changed in place
 	usage   map[string]int64 // changed in place, with undo
+	below   map[string]int64 // what its descendants use; nil: nothing
 	version int64
 	// complete: every consumer of the tenant is cached (or a tombstone),
 	// so one that is not cached does not exist.
@@ -35,8 +37,8 @@ type tenantState struct {
 	consumers map[string]*entry
 }
 
-func newState(cat *Catalog, cacheLimit int, committed func() uint64) *state {
-	return &state{cat: cat, tenants: map[string]*tenantState{}, webhooks: map[string]*Webhook{},
+func newState(cat *Catalog, cacheLimit, maxDepth int, committed func() uint64) *state {
+	return &state{cat: cat, maxDepth: maxDepth, tenants: map[string]*tenantState{}, webhooks: map[string]*Webhook{},
 		cache: newConsumerCache(cat, cacheLimit, committed), completeLimit: max(16, min(10_000, cacheLimit/10))}
 }
 
@@ -73,7 +75,7 @@ func newTenantState(r *TenantRecord) *tenantState {
 	if u == nil {
 		u = map[string]int64{}
 	}
-	return &tenantState{id: r.Tenant.ID, t: r.Tenant, usage: u, version: r.Version}
+	return &tenantState{id: r.Tenant.ID, t: r.Tenant, usage: u, below: maps.Clone(r.Below), version: r.Version}
 }
 
 // replace puts a tenant read again from the store in place of what memory

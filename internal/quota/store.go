@@ -117,6 +117,8 @@ type Snapshot struct {
 	Usage  map[string]int64
 	Hard   map[string]int64 // hard quotas set by quota.set events
 	Plan   string
+	Parent string
+	Below  map[string]int64 // what its descendants use (usage.subtree events)
 }
 
 // SnapshotAt is a tenant's newest snapshot no later than a moment (nil:
@@ -193,8 +195,11 @@ func (h *WebhookHealth) Failing() bool { return !h.LastAttempt.IsZero() && h.Las
 
 // TenantRecord is a tenant as the engine keeps it.
 type TenantRecord struct {
-	Tenant  *Tenant
-	Usage   map[string]int64
+	Tenant *Tenant
+	Usage  map[string]int64
+	// Below is what the tenant's descendants use, by resource: its tree
+	// usage is Usage plus Below.
+	Below   map[string]int64
 	Version int64 // increased by every commit that changes the tenant
 }
 
@@ -214,6 +219,8 @@ type Tx interface {
 	TenantConsumers(ctx context.Context, tenant string, kinds []string, limit int) ([]*Consumer, error)
 	// CountConsumers counts a tenant's consumers.
 	CountConsumers(ctx context.Context, tenant string) (int64, error)
+	// Subtree maps each descendant of root to its parent.
+	Subtree(ctx context.Context, root string) (map[string]string, error)
 	Tokens(ctx context.Context, names []string) (map[string]*Token, error)
 	// Requests returns the requests named by ids and every pending request
 	// of the tenants.
@@ -233,6 +240,7 @@ type Writes struct {
 	DeleteConsumers []ConsumerKey
 	PutConsumers    []*Consumer
 	Usage           []UsageRow
+	Below           []UsageRow // what each tenant's descendants use
 	PutTokens       []*Token
 	PutRequests     []*Request
 	PutWebhooks     []*Webhook
@@ -258,7 +266,7 @@ type DeliveryRow struct {
 // Empty reports whether w changes nothing.
 func (w *Writes) Empty() bool {
 	return len(w.DeleteTenants)+len(w.CreateTenants)+len(w.Quotas)+len(w.Limits)+
-		len(w.DeleteConsumers)+len(w.PutConsumers)+len(w.Usage)+len(w.PutTokens)+len(w.Events)+
+		len(w.DeleteConsumers)+len(w.PutConsumers)+len(w.Usage)+len(w.Below)+len(w.PutTokens)+len(w.Events)+
 		len(w.PutRequests)+len(w.PutWebhooks)+len(w.DeleteWebhooks) == 0
 }
 

@@ -79,9 +79,12 @@ func BadRune(r rune) bool {
 
 // Tenant owns consumers and holds quotas.
 type Tenant struct {
-	ID        string
-	Name      string
-	Plan      string
+	ID   string
+	Name string
+	Plan string
+	// Parent is the tenant this one sits under ("" for a root): the
+	// parent's hard quotas cap the usage of its whole subtree.
+	Parent    string
 	CreatedAt time.Time
 	// CreatedSeq is the ledger position of the tenant's creation: its
 	// history starts there. A tenant deleted and created again under the
@@ -117,6 +120,22 @@ func (c *Catalog) Hard(t *Tenant, res *Resource) int64 {
 		}
 	}
 	return res.Default
+}
+
+// SetHard is the hard quota set for the tenant of res, by an override or
+// its plan; ok is false when only the catalog's default applies. Only a set
+// quota caps a tenant's tree usage: a parent with none does not limit its
+// subtree.
+func (c *Catalog) SetHard(t *Tenant, res *Resource) (hard int64, ok bool) {
+	if o, ok := t.Quotas[res.Name]; ok && o.Hard != nil {
+		return *o.Hard, true
+	}
+	if p := c.Plans[t.Plan]; p != nil {
+		if v, ok := p.Quotas[res.Name]; ok {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // Requestable is the range the tenant may ask its hard quota of res to be.

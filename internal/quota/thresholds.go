@@ -18,7 +18,8 @@ func (ws *workset) touch(tenant, resource string) {
 	}
 	if t := ws.tenants[tenant]; t != nil {
 		if res := ws.cat.Resource(resource); res != nil {
-			ws.touched[k] = usageMark{ws.usage[tenant][resource], ws.cat.Hard(t, res)}
+			used, hard := ws.measure(t, res)
+			ws.touched[k] = usageMark{used, hard}
 		}
 	}
 }
@@ -50,7 +51,8 @@ type thresholdView struct {
 }
 
 // notify records a quota.threshold event for every threshold the running
-// change crossed, either way, on the resources it touched. A change of the
+// change crossed, either way, on the resources it touched, at every level
+// of the tree it moved (see measure). A change of the
 // thresholds themselves is a new baseline, not a crossing.
 func (ws *workset) notify(ch *Change) {
 	keys := make([][2]string, 0, len(ws.touched))
@@ -74,7 +76,7 @@ func (ws *workset) notify(ch *Change) {
 		}
 		ths := ws.cat.TenantThresholds(t)
 		was := ws.touched[k]
-		used, hard := ws.usage[tenant][resource], ws.cat.Hard(t, ws.cat.Resource(resource))
+		used, hard := ws.measure(t, ws.cat.Resource(resource))
 		b, a := reached(was.used, was.hard, ths), reached(used, hard, ths)
 		for i := b; i < a; i++ {
 			ws.event(ch, EventThreshold, tenant, resource, nil, thresholdView{ths[i], "up", used, hard})

@@ -12,7 +12,8 @@ import (
 // by every reader.
 type TenantView struct {
 	Tenant  *Tenant
-	Usage   map[string]int64
+	Usage   map[string]int64 // its own consumers'
+	Below   map[string]int64 // its descendants'
 	Version int64
 }
 
@@ -20,7 +21,7 @@ type TenantView struct {
 // place once a batch has finished with it (each batch works on a copy), so
 // readers may hold it as it is.
 func (ts *tenantState) view() *TenantView {
-	return &TenantView{Tenant: ts.t, Usage: ts.usage, Version: ts.version}
+	return &TenantView{Tenant: ts.t, Usage: ts.usage, Below: ts.below, Version: ts.version}
 }
 
 // views is what readers see: each tenant as of the last commit that
@@ -64,7 +65,7 @@ func (e *Engine) View(ctx context.Context, tenant string) (*TenantView, error) {
 			return nil, Errorf(CodeNotFound, "tenant %q not found", tenant)
 		}
 		r := records[0]
-		e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Version: r.Version})
+		e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Below: r.Below, Version: r.Version})
 	}
 	e.views.mu.RLock()
 	tv := e.views.tenants[tenant]
@@ -104,7 +105,7 @@ func (e *Engine) watch(ctx context.Context) {
 			seen := map[string]bool{}
 			for _, r := range records {
 				seen[r.Tenant.ID] = true
-				e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Version: r.Version})
+				e.views.publish(&TenantView{Tenant: r.Tenant, Usage: r.Usage, Below: r.Below, Version: r.Version})
 			}
 			if tenants == nil {
 				for _, tv := range e.Views() {
@@ -132,3 +133,55 @@ func (e *Engine) watch(ctx context.Context) {
 
 // CacheEvictions counts the consumers evicted from the committer's cache.
 func (e *Engine) CacheEvictions() int64 { return e.st.cache.evictions.Load() }
+
+// Path returns a tenant's view and its ancestors', parent first: what the
+// headroom along the path is computed from.
+func (e *Engine) Path(ctx context.Context, tenant string) ([]*TenantView, error) {
+	v, err := e.View(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	path := []*TenantView{v}
+	for i := 0; v.Tenant.Parent != "" && i < maxAncestors; i++ {
+		if v, err = e.View(ctx, v.Tenant.Parent); err != nil {
+			return nil, err
+		}
+		path = append(path, v)
+	}
+	return path, nil
+}
+
+// SubtreeNode is one tenant of a subtree, with its depth below the
+// subtree's root (0: the root).
+type SubtreeNode struct {
+	View  *TenantView
+	Depth int
+}
+
+// Subtree returns a tenant and everything below it, depth first, children
+// by id: as of the last commits, like Views.
+func (e *Engine) Subtree(ctx context.Context, tenant string) ([]SubtreeNode, error) {
+	root, err := e.View(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	children := map[string][]*TenantView{}
+	for _, v := range e.Views() { // ordered by id
+		if p := v.Tenant.Parent; p != "" {
+			children[p] = append(children[p], v)
+		}
+	}
+	var out []SubtreeNode
+	var walk func(v *TenantView, depth int)
+	walk = func(v *TenantView, depth int) {
+		out = append(out, SubtreeNode{View: v, Depth: depth})
+		if depth >= maxAncestors {
+			return
+		}
+		for _, c := range children[v.Tenant.ID] {
+			walk(c, depth+1)
+		}
+	}
+	walk(root, 0)
+	return out, nil
+}

@@ -21,12 +21,14 @@ type workset struct {
 
 	tenants   map[string]*Tenant // nil: does not exist
 	usage     map[string]map[string]int64
-	consumers map[ConsumerKey]*Consumer // nil: does not exist
-	tokens    map[string]*Token         // nil: does not exist
-	counts    map[string]int64          // consumers per tenant, for tenants about to be deleted
-	requests  map[string]*Request       // by ID: those named and every pending one of the tenants
-	listed    map[string][]*Consumer    // reconcile: a tenant's consumers of the kinds covered
-	webhooks  map[string]*Webhook       // every subscription; nil: deleted
+	below     map[string]map[string]int64  // what each tenant's descendants use
+	subtrees  map[string]map[string]string // moves and deletes: the tenant's descendants → their parents
+	consumers map[ConsumerKey]*Consumer    // nil: does not exist
+	tokens    map[string]*Token            // nil: does not exist
+	counts    map[string]int64             // consumers per tenant, for tenants about to be deleted
+	requests  map[string]*Request          // by ID: those named and every pending one of the tenants
+	listed    map[string][]*Consumer       // reconcile: a tenant's consumers of the kinds covered
+	webhooks  map[string]*Webhook          // every subscription; nil: deleted
 
 	dirtyTenants   map[string]bool
 	deletedTenants map[string]bool
@@ -34,6 +36,7 @@ type workset struct {
 	dirtyLimits    map[[2]string]bool
 	dirtyConsumers map[ConsumerKey]bool
 	dirtyUsage     map[[2]string]bool
+	dirtyBelow     map[[2]string]bool
 	dirtyTokens    map[string]bool
 	dirtyRequests  map[string]bool
 	dirtyWebhooks  map[string]bool
@@ -55,7 +58,8 @@ var expiredChange = &Change{Actor: Actor{Name: "allot", Role: RoleSystem}, Reaso
 func newWorkset(ctx context.Context, st *state, tx Tx, now time.Time, n *needs, have map[ConsumerKey]*Consumer) (*workset, error) {
 	ws := &workset{
 		st: st, cat: st.cat, now: now,
-		tenants: map[string]*Tenant{}, usage: map[string]map[string]int64{},
+		tenants: map[string]*Tenant{}, usage: map[string]map[string]int64{}, below: map[string]map[string]int64{},
+		subtrees: map[string]map[string]string{}, dirtyBelow: map[[2]string]bool{},
 		consumers: map[ConsumerKey]*Consumer{}, tokens: map[string]*Token{}, counts: map[string]int64{},
 		requests: map[string]*Request{}, listed: map[string][]*Consumer{}, webhooks: maps.Clone(st.webhooks),
 		dirtyTenants: map[string]bool{}, deletedTenants: map[string]bool{},
@@ -68,6 +72,9 @@ func newWorkset(ctx context.Context, st *state, tx Tx, now time.Time, n *needs, 
 		if ts := st.tenants[id]; ts != nil {
 			ws.tenants[id] = ts.t
 			ws.usage[id] = maps.Clone(ts.usage)
+			if ts.below != nil {
+				ws.below[id] = maps.Clone(ts.below)
+			}
 		} else {
 			ws.usage[id] = map[string]int64{}
 		}
@@ -97,6 +104,13 @@ func newWorkset(ctx context.Context, st *state, tx Tx, now time.Time, n *needs, 
 		for _, c := range cs {
 			if _, known := ws.consumers[c.Key()]; !known {
 				ws.consumers[c.Key()] = c
+			}
+		}
+	}
+	for _, id := range n.subtrees {
+		if ws.tenants[id] != nil {
+			if ws.subtrees[id], err = tx.Subtree(ctx, id); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -168,6 +182,9 @@ func (ws *workset) addUsage(tenant string, delta Footprint) {
 		ws.dirtyUsage[[2]string{tenant, r}] = true
 	}
 	ApplyDelta(u, delta)
+	for _, a := range ws.ancestors(tenant) {
+		ws.addBelow(a, delta)
+	}
 }
 
 // setTenant replaces a tenant with a new value (never mutated in place, so
@@ -287,6 +304,21 @@ func (ws *workset) writes() *Writes {
 			w.Usage = append(w.Usage, UsageRow{k[0], k[1], ws.usage[k[0]][k[1]]})
 		}
 	}
+	// What each changed tenant's descendants use now, in the ledger too:
+	// one event per tenant per batch, not one per claim, so that usage at a
+	// past time and the replay know every level's tree usage.
+	subtrees := map[string]bool{}
+	for k := range ws.dirtyBelow {
+		if ws.tenants[k[0]] != nil && !ws.deletedTenants[k[0]] {
+			w.Below = append(w.Below, UsageRow{k[0], k[1], ws.below[k[0]][k[1]]})
+			subtrees[k[0]] = true
+		}
+	}
+	for _, id := range sortedKeys(subtrees) {
+		ws.events = append(ws.events, &Event{Time: ws.now, Type: EventSubtreeUsage, Tenant: id, Subject: id,
+			Actor: "allot", Role: RoleSystem, After: marshalView(belowView{Below: ws.below[id]})})
+	}
+	w.Events = ws.events
 	for name := range ws.dirtyTokens {
 		if t := ws.tokens[name]; t != nil {
 			w.PutTokens = append(w.PutTokens, t)
@@ -333,6 +365,9 @@ func (ws *workset) changedTenants() []string {
 	for k := range ws.dirtyUsage {
 		set[k[0]] = true
 	}
+	for k := range ws.dirtyBelow {
+		set[k[0]] = true
+	}
 	for k := range ws.dirtyConsumers {
 		set[k.Tenant] = true
 	}
@@ -363,11 +398,11 @@ func (ws *workset) finish(batch uint64, shared bool) map[string]int64 {
 			delete(st.tenants, id)
 			st.folded = nil
 		case t != nil && ts == nil:
-			ts = &tenantState{id: id, t: t, usage: ws.usage[id], complete: true}
+			ts = &tenantState{id: id, t: t, usage: ws.usage[id], below: ws.below[id], complete: true}
 			st.tenants[id] = ts
 			st.folded = nil
 		case t != nil:
-			ts.t, ts.usage = t, ws.usage[id]
+			ts.t, ts.usage, ts.below = t, ws.usage[id], ws.below[id]
 		}
 		if ts != nil && t != nil && shared {
 			ts.version++
@@ -408,8 +443,21 @@ type quotaView struct {
 }
 
 type tenantView struct {
-	Name string `json:"name"`
-	Plan string `json:"plan,omitempty"`
+	Name   string `json:"name"`
+	Plan   string `json:"plan,omitempty"`
+	Parent string `json:"parent,omitempty"`
+}
+
+// moveView is a tenant's place in the tree: tenant.move events carry it
+// before and after.
+type moveView struct {
+	Parent string `json:"parent"` // "": a root
+}
+
+// belowView is what a tenant's descendants use, as usage.subtree events
+// carry it.
+type belowView struct {
+	Below map[string]int64 `json:"below"`
 }
 
 type tokenView struct {

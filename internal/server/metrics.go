@@ -154,7 +154,8 @@ func resultLabel(code quota.Code) string {
 	case quota.CodeInvalid, quota.CodeNotFound, quota.CodeConflict, quota.CodeQuotaExceeded, quota.CodeLimitViolation,
 		quota.CodeGenerationMismatch, quota.CodeUnauthorized, quota.CodeForbidden, quota.CodeTooLarge, quota.CodeTooMany,
 		quota.CodeOverloaded, quota.CodeUnavailable, quota.CodeOutcomeUnknown, quota.CodeOutsideRange,
-		quota.CodeBelowUsage, quota.CodeInternal, quota.CodeUnknownParameter, quota.CodeReplayTooLong, quota.CodeBeforeRetention, quota.CodeEventsPruned:
+		quota.CodeBelowUsage, quota.CodeInternal, quota.CodeUnknownParameter, quota.CodeReplayTooLong, quota.CodeBeforeRetention, quota.CodeEventsPruned,
+		quota.CodeParentNotFound, quota.CodeParentCycle, quota.CodeTreeTooDeep, quota.CodeHasChildren:
 		return string(code)
 	}
 	return "other"

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/allot-dev/allot/internal/quota"
@@ -26,9 +27,13 @@ func (s *Store) LoadTenants(ctx context.Context, ids []string) ([]*quota.TenantR
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
+	below, err := loadUsageOf(ctx, s.reads, "subtree_usage", s.region, ids)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
+	}
 	out := make([]*quota.TenantRecord, 0, len(ts))
 	for _, t := range sortedTenants(ts) {
-		out = append(out, &quota.TenantRecord{Tenant: t, Usage: usage[t.ID]})
+		out = append(out, &quota.TenantRecord{Tenant: t, Usage: usage[t.ID], Below: below[t.ID]})
 	}
 	return out, nil
 }
@@ -123,6 +128,35 @@ func (t *batchTx) CountConsumers(ctx context.Context, tenant string) (int64, err
 		return 0, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	return n, nil
+}
+
+// Subtree implements quota.Tx.
+func (t *batchTx) Subtree(ctx context.Context, root string) (map[string]string, error) {
+	out, err := subtree(ctx, t.s.read, t.s.region, root)
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("sqlite: %w", err))
+	}
+	return out, nil
+}
+
+// subtree maps each descendant of root to its parent.
+func subtree(ctx context.Context, q querier, region, root string) (map[string]string, error) {
+	out := map[string]string{}
+	err := queryRows(ctx, q, func(r *sql.Rows) error {
+		var id, parent string
+		if err := r.Scan(&id, &parent); err != nil {
+			return err
+		}
+		out[id] = parent
+		return nil
+	}, `WITH RECURSIVE below (id, parent, depth) AS (
+			SELECT id, parent, 1 FROM tenants WHERE region = ?1 AND parent = ?2
+			UNION ALL SELECT t.id, t.parent, b.depth + 1 FROM tenants AS t JOIN below AS b ON t.region = ?1 AND t.parent = b.id WHERE b.depth < 64)
+		SELECT id, parent FROM below`, region, root)
+	if err != nil {
+		return nil, fmt.Errorf("reading the subtree of %s: %w", root, err)
+	}
+	return out, nil
 }
 
 func (t *batchTx) Tokens(ctx context.Context, names []string) (map[string]*quota.Token, error) {

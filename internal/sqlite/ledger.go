@@ -16,14 +16,17 @@ import (
 // take the writer connection for one small chunk at a time, so the
 // committer waits for at most one chunk.
 
-const snapshotColumns = `tenant, seq, time, usage, hard, plan`
+const snapshotColumns = `tenant, seq, time, usage, hard, plan, parent, below`
 
 func scanSnapshot(r interface{ Scan(...any) error }) (*quota.Snapshot, error) {
 	s := &quota.Snapshot{}
 	var at int64
-	var usage, hard string
-	if err := r.Scan(&s.Tenant, &s.Seq, &at, &usage, &hard, &s.Plan); err != nil {
+	var usage, hard, below string
+	if err := r.Scan(&s.Tenant, &s.Seq, &at, &usage, &hard, &s.Plan, &s.Parent, &below); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(below), &s.Below); err != nil {
+		return nil, fmt.Errorf("snapshot of %s at %d: below: %w", s.Tenant, s.Seq, err)
 	}
 	s.Time = fromNanos(at)
 	if err := json.Unmarshal([]byte(usage), &s.Usage); err != nil {
@@ -50,11 +53,16 @@ func (s *Store) PutSnapshots(ctx context.Context, snaps []*quota.Snapshot) error
 		if err != nil {
 			return err
 		}
-		rows[i] = []any{s.region, sn.Tenant, sn.Seq, nanos(sn.Time), string(usage), string(hard), sn.Plan}
+		below, err := json.Marshal(orEmpty(sn.Below))
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{s.region, sn.Tenant, sn.Seq, nanos(sn.Time), string(usage), string(hard), sn.Plan, sn.Parent, string(below)}
 	}
 	err := s.immediate(ctx, func() error {
 		return (&tx{s}).insertRows(ctx, `INSERT INTO snapshots (region, `+snapshotColumns+`)`,
-			` ON CONFLICT (region, tenant, seq) DO UPDATE SET time = excluded.time, usage = excluded.usage, hard = excluded.hard, plan = excluded.plan`,
+			` ON CONFLICT (region, tenant, seq) DO UPDATE SET time = excluded.time, usage = excluded.usage, hard = excluded.hard, plan = excluded.plan,
+				parent = excluded.parent, below = excluded.below`,
 			rows, nil)
 	})
 	if err != nil {
@@ -83,17 +91,20 @@ func (s *Store) SnapshotsAt(ctx context.Context, tenant string, moments []time.T
 		var i int
 		var next sql.NullInt64
 		var seq sql.NullInt64
-		var t, plan sql.NullString
+		var t, plan, parent sql.NullString
 		var tm sql.NullInt64
-		var usage, hard sql.NullString
-		if err := r.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan); err != nil {
+		var usage, hard, below sql.NullString
+		if err := r.Scan(&i, &next, &t, &seq, &tm, &usage, &hard, &plan, &parent, &below); err != nil {
 			return err
 		}
 		out[i].Next = next.Int64
 		if !seq.Valid {
 			return nil
 		}
-		sn := &quota.Snapshot{Tenant: t.String, Seq: seq.Int64, Time: fromNanos(tm.Int64), Plan: plan.String}
+		sn := &quota.Snapshot{Tenant: t.String, Seq: seq.Int64, Time: fromNanos(tm.Int64), Plan: plan.String, Parent: parent.String}
+		if err := json.Unmarshal([]byte(below.String), &sn.Below); err != nil {
+			return fmt.Errorf("snapshot of %s at %d: below: %w", sn.Tenant, sn.Seq, err)
+		}
 		if err := json.Unmarshal([]byte(usage.String), &sn.Usage); err != nil {
 			return fmt.Errorf("snapshot of %s at %d: usage: %w", sn.Tenant, sn.Seq, err)
 		}

@@ -76,9 +76,9 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 		idFilter, filter, args = ` AND id`+in, ` AND tenant`+in, []any{jsonList(ids)}
 	}
 	// Rows: tenants first ('t'), then quota ('q') and limit ('l') overrides.
-	query := `SELECT 't', id, name, plan, created_at, created_seq, NULL, thresholds FROM tenants WHERE region = ?2` + idFilter + `
-		UNION ALL SELECT 'q', tenant, resource, NULL, hard, req_min, req_max, NULL FROM quota_overrides WHERE region = ?2` + filter + `
-		UNION ALL SELECT 'l', tenant, key, NULL, min, max, NULL, NULL FROM limit_overrides WHERE region = ?2` + filter
+	query := `SELECT 't', id, name, plan, created_at, created_seq, NULL, thresholds, parent FROM tenants WHERE region = ?2` + idFilter + `
+		UNION ALL SELECT 'q', tenant, resource, NULL, hard, req_min, req_max, NULL, NULL FROM quota_overrides WHERE region = ?2` + filter + `
+		UNION ALL SELECT 'l', tenant, key, NULL, min, max, NULL, NULL, NULL FROM limit_overrides WHERE region = ?2` + filter
 	if ids == nil {
 		query = strings.ReplaceAll(query, "?2", "?1")
 	}
@@ -92,16 +92,16 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 	var overrides []pending
 	err := queryRows(ctx, q, func(r *sql.Rows) error {
 		var row, tenant, name string
-		var plan, thresholds sql.NullString
+		var plan, thresholds, parent sql.NullString
 		var a, b, c sql.NullInt64
-		if err := r.Scan(&row, &tenant, &name, &plan, &a, &b, &c, &thresholds); err != nil {
+		if err := r.Scan(&row, &tenant, &name, &plan, &a, &b, &c, &thresholds, &parent); err != nil {
 			return err
 		}
 		if row != "t" {
 			overrides = append(overrides, pending{row, tenant, name, a, b, c})
 			return nil
 		}
-		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64), CreatedSeq: b.Int64} // override maps only for tenants that have overrides: most have none
+		t := &quota.Tenant{ID: tenant, Name: name, Plan: plan.String, CreatedAt: fromNanos(a.Int64), CreatedSeq: b.Int64, Parent: parent.String} // override maps only for tenants that have overrides: most have none
 		if thresholds.Valid {
 			if err := json.Unmarshal([]byte(thresholds.String), &t.Thresholds); err != nil {
 				return fmt.Errorf("tenant %s: thresholds: %w", t.ID, err)
@@ -144,12 +144,18 @@ func loadTenants(ctx context.Context, q querier, region string, ids []string) (m
 // loadUsage reads the usage of tenants; nil means every tenant's non-zero
 // usage.
 func loadUsage(ctx context.Context, q querier, region string, tenants []string) (map[string]map[string]int64, error) {
-	query, args := `SELECT tenant, resource, used FROM usage WHERE region = ? AND used > 0`, []any{region}
+	return loadUsageOf(ctx, q, "usage", region, tenants)
+}
+
+// loadUsageOf reads a table of usage rows: usage (a tenant's own) or
+// subtree_usage (its descendants').
+func loadUsageOf(ctx context.Context, q querier, table, region string, tenants []string) (map[string]map[string]int64, error) {
+	query, args := `SELECT tenant, resource, used FROM `+table+` WHERE region = ? AND used > 0`, []any{region}
 	switch {
 	case len(tenants) == 1:
-		query, args = `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant = ?`, []any{region, tenants[0]}
+		query, args = `SELECT tenant, resource, used FROM `+table+` WHERE region = ? AND tenant = ?`, []any{region, tenants[0]}
 	case tenants != nil:
-		query, args = `SELECT tenant, resource, used FROM usage WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`, []any{region, jsonList(tenants)}
+		query, args = `SELECT tenant, resource, used FROM `+table+` WHERE region = ? AND tenant IN (SELECT value FROM json_each(?))`, []any{region, jsonList(tenants)}
 	}
 	out := map[string]map[string]int64{}
 	err := queryRows(ctx, q, func(r *sql.Rows) error {

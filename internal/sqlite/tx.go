@@ -35,7 +35,7 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 		if err := t.exec(ctx, `DELETE FROM outbox WHERE region = ? AND webhook IN (SELECT id FROM webhooks WHERE region = ? AND tenant = ?)`, r, r, id); err != nil {
 			return fmt.Errorf("deleting tenant %s: %w", id, err)
 		}
-		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "tokens", "requests", "webhooks", "snapshots"} {
+		for _, table := range []string{"quota_overrides", "limit_overrides", "usage", "subtree_usage", "tokens", "requests", "webhooks", "snapshots"} {
 			if err := t.exec(ctx, `DELETE FROM `+table+` WHERE region = ? AND tenant = ?`, r, id); err != nil {
 				return fmt.Errorf("deleting tenant %s: %w", id, err)
 			}
@@ -45,9 +45,9 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 		}
 	}
 	for _, tn := range w.CreateTenants {
-		err := t.exec(ctx, `INSERT INTO tenants (region, id, name, plan, created_at, thresholds) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds`,
-			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds))
+		err := t.exec(ctx, `INSERT INTO tenants (region, id, name, plan, created_at, thresholds, parent) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (region, id) DO UPDATE SET name = excluded.name, plan = excluded.plan, thresholds = excluded.thresholds, parent = excluded.parent`,
+			r, tn.ID, tn.Name, tn.Plan, nanos(tn.CreatedAt), nullList(tn.Thresholds), nullString(tn.Parent))
 		if err != nil {
 			return fmt.Errorf("writing tenant %s: %w", tn.ID, err)
 		}
@@ -119,6 +119,17 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 			` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
 		if err != nil {
 			return fmt.Errorf("writing usage: %w", err)
+		}
+	}
+	if len(w.Below) > 0 {
+		rows := make([][]any, len(w.Below))
+		for i, u := range w.Below {
+			rows[i] = []any{r, u.Tenant, u.Resource, u.Used}
+		}
+		err := t.insertRows(ctx, `INSERT INTO subtree_usage (region, tenant, resource, used)`,
+			` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
+		if err != nil {
+			return fmt.Errorf("writing subtree usage: %w", err)
 		}
 	}
 	for _, tok := range w.PutTokens {
@@ -247,4 +258,12 @@ func keyed[K comparable, T any](rows []T, err error, key func(T) K) (map[K]T, er
 		out[key(r)] = r
 	}
 	return out, nil
+}
+
+// nullString is NULL for "", else s: a root's parent.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -83,6 +83,25 @@ func checkReplayFrom(t testing.TB, st quota.Store, seq int64) {
 		if got, want := nonZero(replay.Usage[tn.ID]), nonZero(used); !maps.Equal(got, want) {
 			t.Errorf("tenant %s: replaying the ledger after %d gives %v, the store holds %v", tn.ID, seq, got, want)
 		}
+		if got, want := replay.Parents[tn.ID], tn.Parent; got != want {
+			t.Errorf("tenant %s: replaying the ledger after %d gives parent %q, the store holds %q", tn.ID, seq, got, want)
+		}
+	}
+	// Every level: the subtree usage the ledger records for each tenant is
+	// the store's, and equals the sum of the replayed usage below it.
+	records, err := st.LoadTenants(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := replay.SumBelow()
+	for _, r := range records {
+		id := r.Tenant.ID
+		if got, want := nonZero(replay.Below[id]), nonZero(r.Below); !maps.Equal(got, want) {
+			t.Errorf("tenant %s: replaying the ledger after %d gives subtree usage %v, the store holds %v", id, seq, got, want)
+		}
+		if got, want := nonZero(sums[id]), nonZero(r.Below); !maps.Equal(got, want) {
+			t.Errorf("tenant %s: the replayed usage below it adds up to %v, the store holds %v", id, got, want)
+		}
 	}
 }
 

@@ -74,6 +74,12 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 		{"SmallCache", testSmallCache},
 		{"ViewsOfOtherProcesses", testViewsOfOtherProcesses},
 		{"AlternatingProcesses", testAlternatingProcesses},
+		{"TreeRace", testTreeRace},
+		{"TreeTwoProcesses", testTreeTwoProcesses},
+		{"TreeRefusalNamesTheLevel", testTreeRefusal},
+		{"TreeRules", testTreeRules},
+		{"TreeMoveUnderFullParent", testTreeMoveUnderFullParent},
+		{"TreeReplay", testTreeReplay},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +90,7 @@ func Run(t *testing.T, opener Opener, cfgs ...Config) {
 			for _, id := range h.tenantsSeen() {
 				CheckInvariants(t, h.store, id)
 			}
+			CheckTree(t, h.store)
 			CheckLedger(t, h.store)
 		})
 	}
@@ -400,7 +407,7 @@ func testRefusals(t *testing.T, h *harness) {
 	h.must(setHard("t", "compute.live_instances", 1))
 	h.must(instance("t", "i1", "running", 64))
 	qe := h.refused(quota.CodeQuotaExceeded, instance("t", "i2", "running", 64))
-	want := quota.Violation{Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}
+	want := quota.Violation{Tenant: "t", Resource: "compute.live_instances", Used: 1, Hard: 1, Requested: 1, Available: 0}
 	if len(qe.Violations) != 1 || qe.Violations[0] != want {
 		t.Fatalf("violations = %+v", qe.Violations)
 	}

@@ -76,6 +76,10 @@ func (u *UI) tenantPage(w http.ResponseWriter, r *http.Request, s *session) erro
 	if err != nil {
 		return err
 	}
+	tree, err := c.Tree(ctx, id)
+	if err != nil {
+		return err
+	}
 	var services []service
 	units := map[string]string{}
 	for _, rq := range qs.Resources {
@@ -145,10 +149,37 @@ func (u *UI) tenantPage(w http.ResponseWriter, r *http.Request, s *session) erro
 		Range                string
 		Ranges               []string
 		CanRequest, CanAdmin bool
+		Tree                 []treeRow
 	}{*t, th, services, qs.Resources, qs.Limits, consumers.Consumers, filter, kinds, slices.Compact(states), next,
 		open, past, buildCharts(samples, units, span.Name), span.Name, []string{"24h", "7d", "30d"},
-		s.admin() || s.actor.Tenant == id, s.admin()}})
+		s.admin() || s.actor.Tenant == id, s.admin(), treeRows(tree)}})
 	return nil
+}
+
+// treeRow is one tenant of the subtree the tenant page shows: how its
+// allowance is split, resource by resource where a quota is set or
+// anything is in use.
+type treeRow struct {
+	client.TreeNode
+	Resources []client.TreeResource
+}
+
+// treeRows is the subtree, or nothing for a tenant alone (no parent, no
+// children): then the quotas say it all.
+func treeRows(t *client.Tree) []treeRow {
+	if len(t.Nodes) < 2 && (len(t.Nodes) == 0 || t.Nodes[0].Parent == "") {
+		return nil
+	}
+	rows := make([]treeRow, len(t.Nodes))
+	for i, n := range t.Nodes {
+		rows[i] = treeRow{TreeNode: n}
+		for _, r := range n.Resources {
+			if r.Set || r.Tree > 0 {
+				rows[i].Resources = append(rows[i].Resources, r)
+			}
+		}
+	}
+	return rows
 }
 
 // pendingRow is a pending request with the tenant's use of its resource now.

@@ -99,3 +99,30 @@ func TestOperatorPagesAccess(t *testing.T) {
 	_, body = e.signIn("service").get("/ui/quotas")
 	wantContains(t, "near their limit as service", body, `<a class="id-text" href="/ui/tenants/acme" title="acme">acme</a>`, "80 %", "set for this tenant")
 }
+
+// The tenant page shows the tenant's subtree: an operator sees an
+// organisation's projects and how its allowance is split.
+func TestTenantPageShowsTheTree(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	if _, err := e.admin.CreateTenant(ctx, client.CreateTenantRequest{ID: "org"}); err != nil {
+		t.Fatal(err)
+	}
+	mem := int64(1024)
+	if _, err := e.admin.SetQuota(ctx, "org", "compute.live_memory_mb", client.SetQuotaRequest{Hard: &mem}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.UpdateTenant(ctx, "globex", client.UpdateTenantRequest{Parent: client.MoveTo("org")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.PutConsumer(ctx, "globex", "vm", client.PutConsumerRequest{Kind: "compute.instance", State: "running",
+		Attributes: map[string]int64{"memory_mb": 256}}, client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, body := e.signIn("admin").get("/ui/tenants/org")
+	wantStatus(t, "the org's page", res, 200)
+	wantContains(t, "the org's page", body, `<h2 id="tree-h">Tree</h2>`, `<td class="depth-1"><a href="/ui/tenants/globex">globex</a></td>`,
+		`<td>compute.live_memory_mb</td><td>0</td><td>256</td><td>1,024</td>`)
+	_, body = e.signIn("admin").get("/ui/tenants/globex")
+	wantContains(t, "globex's page", body, `under <a href="/ui/tenants/org">org</a>`)
+}
