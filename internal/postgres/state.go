@@ -22,12 +22,14 @@ import (
 // version would give memory the old usage under the new version, which
 // the next batch's version check would then take for fresh.
 func (s *Store) LoadTenants(ctx context.Context, ids []string) ([]*quota.TenantRecord, error) {
-	var rs []*quota.TenantRecord
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var err error
-		rs, err = loadRecords(ctx, tx, s.region, ids)
-		return err
-	})
+	// It reads only, so it ends with a rollback: a COMMIT is what a
+	// change sends, once.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rs, err := loadRecords(ctx, tx, s.region, ids)
 	if err != nil {
 		return nil, quota.Unavailable(fmt.Errorf("postgres: %w", err))
 	}
