@@ -87,6 +87,7 @@ func TestServeCheckNamesTheFieldAtFault(t *testing.T) {
 		{"bad retention", nil, []string{"--ledger-retention", "3 months"}, "ledger-retention"},
 		{"negative retention", map[string]string{"ALLOT_AUDIT_RETENTION": "-1d"}, nil, "ALLOT_AUDIT_RETENTION"},
 		{"tiny snapshot interval", nil, []string{"--snapshot-interval", "1ms"}, "snapshot-interval"},
+		{"no tree", nil, []string{"--tree-depth", "0"}, "tree-depth"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := local(t, tc.env, append([]string{"serve", "--check"}, tc.args...)...)

@@ -62,6 +62,8 @@ type ServeConfig struct {
 	MaxBatch  int
 	// CacheConsumers bounds the consumers the committer keeps in memory.
 	CacheConsumers int
+	// TreeDepth is how many levels a tree of tenants may have.
+	TreeDepth int
 	// Limits against slow or abusive clients.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
@@ -96,6 +98,7 @@ func DefaultServeConfig() ServeConfig {
 		QueueSize:      8192,
 		MaxBatch:       1024,
 		CacheConsumers: 1_000_000,
+		TreeDepth:      quota.DefaultMaxDepth,
 
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -166,6 +169,7 @@ named like the flags), the built-in default.`,
 	f.BoolVar(&cfg.NoMigrate, "no-migrate", cfg.NoMigrate, "refuse to start while the database lacks migrations, instead of applying them (ALLOT_NO_MIGRATE)")
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
+	f.IntVar(&cfg.TreeDepth, "tree-depth", cfg.TreeDepth, "levels a tree of tenants may have, its root included (ALLOT_TREE_DEPTH)")
 	f.IntVar(&cfg.CacheConsumers, "cache-consumers", cfg.CacheConsumers, "consumers the committer keeps in memory, about 250 bytes each; tenants and usage always are (ALLOT_CACHE_CONSUMERS)")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time a client has to send its request headers (ALLOT_READ_HEADER_TIMEOUT)")
 	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time a client has to send a whole request (ALLOT_READ_TIMEOUT)")
@@ -363,7 +367,7 @@ func (cfg ServeConfig) server(cat *quota.Catalog, log *slog.Logger) server.Confi
 	c.Listen, c.Database, c.Data, c.Region, c.Catalog = cfg.Listen, cfg.Database, cfg.Data, cfg.Region, cat
 	c.SecretKeyFile, c.AdminToken, c.Logger = cfg.SecretKeyFile, cfg.AdminToken, log
 	c.QueueSize, c.MaxBatch, c.MaxOps, c.TenantMetrics = cfg.QueueSize, cfg.MaxBatch, cfg.MaxBatchOps, cfg.TenantMetrics
-	c.CacheConsumers = cfg.CacheConsumers
+	c.CacheConsumers, c.TreeDepth = cfg.CacheConsumers, cfg.TreeDepth
 	c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout = cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout
 	c.MaxHeaderBytes, c.MaxBodyBytes, c.FailedAuthLimit, c.WebhookAllow = cfg.MaxHeaderBytes, cfg.MaxBodyBytes, cfg.AuthFailureLimit, cfg.WebhookAllow
 	c.Ledger = ledger.Config{Retention: time.Duration(cfg.LedgerRetention), AuditRetention: time.Duration(cfg.AuditRetention),
@@ -461,6 +465,9 @@ func validate(cfg ServeConfig) (*quota.Catalog, error) {
 	}
 	if cfg.CacheConsumers < 100 {
 		return nil, usageError{"cache-consumers: must be at least 100"}
+	}
+	if cfg.TreeDepth < 1 || cfg.TreeDepth > 32 {
+		return nil, usageError{"tree-depth: must be from 1 to 32"}
 	}
 	for name, d := range map[string]time.Duration{"read-header-timeout": cfg.ReadHeaderTimeout, "read-timeout": cfg.ReadTimeout,
 		"write-timeout": cfg.WriteTimeout, "idle-timeout": cfg.IdleTimeout} {

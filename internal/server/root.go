@@ -78,9 +78,12 @@ type Config struct {
 	// CacheConsumers bounds the consumers the committer keeps in memory;
 	// 0: the engine's default (1,000,000).
 	CacheConsumers int
-	SweepInterval  time.Duration // nil: 1s
-	TenantMetrics  bool
-	Dashboard      bool
+	// TreeDepth is how many levels a tree of tenants may have; 0: the
+	// engine's default (6).
+	TreeDepth     int
+	SweepInterval time.Duration // nil: 1s
+	TenantMetrics bool
+	Dashboard     bool
 
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
@@ -223,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (_ *Running, err error) {
 	r.Metrics.Build(cfg.Build)
 	r.Engine = quota.NewEngine(quota.EngineConfig{Store: store, Catalog: cfg.Catalog, Logger: cfg.Logger, Now: cfg.Now,
 		Observer: r.Metrics, QueueSize: cfg.QueueSize, MaxBatch: cfg.MaxBatch, MaxOps: cfg.MaxOps, SweepInterval: cfg.SweepInterval,
-		CacheConsumers: cfg.CacheConsumers})
+		CacheConsumers: cfg.CacheConsumers, MaxDepth: cfg.TreeDepth})
 	if err := r.Engine.Start(ctx); err != nil {
 		return nil, fmt.Errorf("loading the state: %w", err)
 	}

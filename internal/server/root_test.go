@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/quota"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/version"
 )
@@ -202,5 +203,21 @@ func TestAFailedStartLeavesNothingBehind(t *testing.T) {
 				t.Errorf("the data directory is left behind, with %v", entries)
 			}
 		})
+	}
+}
+
+// TestTreeDepthIsASetting: the tree's depth limit reaches the engine.
+func TestTreeDepthIsASetting(t *testing.T) {
+	r := start(t, func(c *server.Config) { c.TreeDepth = 2 })
+	ctx := context.Background()
+	admin := quota.Actor{Name: "test", Role: quota.RoleAdmin}
+	var err error
+	for _, op := range []*quota.CreateTenant{{Tenant: "org"}, {Tenant: "team", Parent: "org"}, {Tenant: "project", Parent: "team"}} {
+		if _, err = r.Engine.Do(ctx, quota.Change{Actor: admin, Ops: []quota.Op{op}}); err != nil {
+			break
+		}
+	}
+	if quota.ErrorCode(err) != quota.CodeTreeTooDeep {
+		t.Fatalf("a third level under --tree-depth 2: %v, want %s", err, quota.CodeTreeTooDeep)
 	}
 }
