@@ -29,7 +29,7 @@ func (op *DeleteTenant) apply(ws *workset, ch *Change) (OpResult, error) {
 		return OpResult{}, Errorf(CodeConflict, "tenant %q still owns %d consumers; delete them first", op.Tenant, n)
 	}
 	if below := ws.subtrees[op.Tenant]; len(below) > 0 {
-		return OpResult{}, Errorf(CodeHasChildren, "tenant %q has %d tenants below it; move or delete them first", op.Tenant, len(below))
+		return OpResult{}, Errorf(CodeHasChildren, "tenant %q has tenants below it (%d in all); move or delete them first", op.Tenant, len(below))
 	}
 	ws.setTenant(op.Tenant, nil)
 	ws.deletedTenants[op.Tenant] = true
