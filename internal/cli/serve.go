@@ -170,7 +170,7 @@ named like the flags), the built-in default.`,
 	f.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "changes waiting for the committer before writes answer 503 (ALLOT_QUEUE_SIZE)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most changes the committer puts in one transaction (ALLOT_MAX_BATCH)")
 	f.IntVar(&cfg.TreeDepth, "tree-depth", cfg.TreeDepth, "levels a tree of tenants may have, its root included (ALLOT_TREE_DEPTH)")
-	f.IntVar(&cfg.CacheConsumers, "cache-consumers", cfg.CacheConsumers, "consumers the committer keeps in memory, about 250 bytes each; tenants and usage always are (ALLOT_CACHE_CONSUMERS)")
+	f.IntVar(&cfg.CacheConsumers, "cache-consumers", cfg.CacheConsumers, "consumers the committer keeps in memory, about 160 bytes each live; tenants and usage always are (ALLOT_CACHE_CONSUMERS)")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time a client has to send its request headers (ALLOT_READ_HEADER_TIMEOUT)")
 	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time a client has to send a whole request (ALLOT_READ_TIMEOUT)")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write an answer; event streams are exempt (ALLOT_WRITE_TIMEOUT)")

@@ -7,7 +7,8 @@ import (
 )
 
 // consumerCache holds the consumers the committer has seen, least recently
-// used first out, in a compact form: about 250 bytes a consumer, where the
+// used first out, in a compact form: about 160 bytes a consumer (measured
+// live with a million cached), where the
 // domain type with its maps takes three times that. Only the committer's
 // goroutine touches it.
 //
