@@ -204,24 +204,8 @@ func (t *tx) write(ctx context.Context, w *quota.Writes) error {
 				expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
 			r, c.tenant, c.id, c.kind, c.state, c.attributes, c.generation, c.footprint, c.expires, c.created, c.updated)
 	}
-	if n := len(w.Usage); n > 0 {
-		tenants, resources, used := make([]string, n), make([]string, n), make([]int64, n)
-		for i, u := range w.Usage {
-			tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
-		}
-		b.Queue(`INSERT INTO usage (region, tenant, resource, used)
-			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
-			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, tenants, resources, used)
-	}
-	if n := len(w.Below); n > 0 {
-		tenants, resources, used := make([]string, n), make([]string, n), make([]int64, n)
-		for i, u := range w.Below {
-			tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
-		}
-		b.Queue(`INSERT INTO subtree_usage (region, tenant, resource, used)
-			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
-			ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, r, tenants, resources, used)
-	}
+	queueUsage(b, "usage", r, w.Usage)
+	queueUsage(b, "subtree_usage", r, w.Below)
 	for _, tok := range w.PutTokens {
 		b.Queue(`INSERT INTO tokens (region, name, role, tenant, hash, sealed, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (region, name) DO UPDATE SET role = excluded.role, tenant = excluded.tenant, hash = excluded.hash,
@@ -375,4 +359,20 @@ func keyed[K comparable, T any](rows []T, err error, key func(T) K) (map[K]T, er
 		out[key(r)] = r
 	}
 	return out, nil
+}
+
+// queueUsage upserts usage rows into table: usage (a tenant's own) or
+// subtree_usage (what its descendants use), which have one shape.
+func queueUsage(b *pgx.Batch, table, region string, usage []quota.UsageRow) {
+	n := len(usage)
+	if n == 0 {
+		return
+	}
+	tenants, resources, used := make([]string, n), make([]string, n), make([]int64, n)
+	for i, u := range usage {
+		tenants[i], resources[i], used[i] = u.Tenant, u.Resource, u.Used
+	}
+	b.Queue(`INSERT INTO `+table+` (region, tenant, resource, used)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[])
+		ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, region, tenants, resources, used)
 }

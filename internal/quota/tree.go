@@ -64,19 +64,7 @@ func (ws *workset) addBelow(tenant string, delta Footprint) {
 		ws.below[tenant] = b
 		ws.undo = append(ws.undo, func() { delete(ws.below, tenant) })
 	}
-	for r := range delta {
-		ws.touch(tenant, r)
-		old, had := b[r]
-		ws.undo = append(ws.undo, func() {
-			if had {
-				b[r] = old
-			} else {
-				delete(b, r)
-			}
-		})
-		ws.dirtyBelow[[2]string{tenant, r}] = true
-	}
-	ApplyDelta(b, delta)
+	ws.addTo(b, ws.dirtyBelow, tenant, delta)
 }
 
 // treeUsed is a tenant's tree usage of a resource: its own and its

@@ -168,23 +168,28 @@ func (ws *workset) setConsumer(k ConsumerKey, c *Consumer) {
 }
 
 func (ws *workset) addUsage(tenant string, delta Footprint) {
-	u := ws.usage[tenant]
-	for r := range delta {
-		ws.touch(tenant, r)
-		old, had := u[r]
-		ws.undo = append(ws.undo, func() {
-			if had {
-				u[r] = old
-			} else {
-				delete(u, r)
-			}
-		})
-		ws.dirtyUsage[[2]string{tenant, r}] = true
-	}
-	ApplyDelta(u, delta)
+	ws.addTo(ws.usage[tenant], ws.dirtyUsage, tenant, delta)
 	for _, a := range ws.ancestors(tenant) {
 		ws.addBelow(a, delta)
 	}
+}
+
+// addTo applies delta to one of a tenant's usage maps (its own, or what
+// its descendants use), recording how to undo it and which rows it dirtied.
+func (ws *workset) addTo(m map[string]int64, dirty map[[2]string]bool, tenant string, delta Footprint) {
+	for r := range delta {
+		ws.touch(tenant, r)
+		old, had := m[r]
+		ws.undo = append(ws.undo, func() {
+			if had {
+				m[r] = old
+			} else {
+				delete(m, r)
+			}
+		})
+		dirty[[2]string{tenant, r}] = true
+	}
+	ApplyDelta(m, delta)
 }
 
 // setTenant replaces a tenant with a new value (never mutated in place, so

@@ -110,27 +110,11 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 			return fmt.Errorf("writing consumers: %w", err)
 		}
 	}
-	if len(w.Usage) > 0 {
-		rows := make([][]any, len(w.Usage))
-		for i, u := range w.Usage {
-			rows[i] = []any{r, u.Tenant, u.Resource, u.Used}
-		}
-		err := t.insertRows(ctx, `INSERT INTO usage (region, tenant, resource, used)`,
-			` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
-		if err != nil {
-			return fmt.Errorf("writing usage: %w", err)
-		}
+	if err := t.writeUsage(ctx, "usage", w.Usage); err != nil {
+		return err
 	}
-	if len(w.Below) > 0 {
-		rows := make([][]any, len(w.Below))
-		for i, u := range w.Below {
-			rows[i] = []any{r, u.Tenant, u.Resource, u.Used}
-		}
-		err := t.insertRows(ctx, `INSERT INTO subtree_usage (region, tenant, resource, used)`,
-			` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
-		if err != nil {
-			return fmt.Errorf("writing subtree usage: %w", err)
-		}
+	if err := t.writeUsage(ctx, "subtree_usage", w.Below); err != nil {
+		return err
 	}
 	for _, tok := range w.PutTokens {
 		err := t.exec(ctx, `INSERT INTO tokens (region, name, role, tenant, hash, sealed, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -158,6 +142,24 @@ func (t *tx) apply(ctx context.Context, w *quota.Writes) error {
 		}
 	}
 	return t.queueDeliveries(ctx, w)
+}
+
+// writeUsage upserts usage rows into table: usage (a tenant's own) or
+// subtree_usage (what its descendants use), which have one shape.
+func (t *tx) writeUsage(ctx context.Context, table string, usage []quota.UsageRow) error {
+	if len(usage) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(usage))
+	for i, u := range usage {
+		rows[i] = []any{t.s.region, u.Tenant, u.Resource, u.Used}
+	}
+	err := t.insertRows(ctx, `INSERT INTO `+table+` (region, tenant, resource, used)`,
+		` ON CONFLICT (region, tenant, resource) DO UPDATE SET used = excluded.used`, rows, nil)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", table, err)
+	}
+	return nil
 }
 
 // appendEvents inserts the events and gives each its sequence number.
