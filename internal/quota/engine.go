@@ -642,8 +642,8 @@ func (e *Engine) write(group []*batch) {
 }
 
 // redo decides a batch's changes again, each alone, once the state is
-// rebuilt: the batch was decided on the effects of a change the store then
-// refused for that change's own data, and must not fail for it.
+// rebuilt: the batch held, or was decided on the effects of, a change the
+// store refused for that change's own data, and must not fail for it.
 func (e *Engine) redo(b *batch) {
 	e.inflight.Done()
 	go func() {
@@ -661,12 +661,7 @@ func (e *Engine) failCommit(b *batch, err error) {
 		// again on its own, once the state is rebuilt, so only the culprit
 		// fails.
 		e.log.Warn("the store refused a batch; committing its changes one by one", "requests", len(b.reqs), "err", err)
-		e.inflight.Done()
-		go func() {
-			for _, r := range b.reqs {
-				e.resubmit(r)
-			}
-		}()
+		e.redo(b)
 		return
 	}
 	// Logged here once for the batch; the answers carry no cause, so the
